@@ -1,0 +1,48 @@
+"""evaluation: every model ranked on the test targets under one protocol (metrics.json)."""
+
+import dagster as dg
+
+from recsys_pipeline.assets._metadata import markdown_table
+from recsys_pipeline.assets.split import sequences
+from recsys_pipeline.assets.vocab import tokenizer
+from recsys_pipeline.evaluation import METRICS_FILE, evaluate_on_test, write_evaluation
+from recsys_pipeline.item_vocab import load_vocab
+from recsys_pipeline.metrics import TOP_K
+from recsys_pipeline.popularity import popularity_scorer
+from recsys_pipeline.resources import RecsysStorage
+from recsys_pipeline.split import read_split
+
+
+class EvaluationConfig(dg.Config):
+    exclude_history: bool = False  # rank only items the user does not have yet
+
+
+@dg.asset(group_name="evaluation", kinds={"json"}, deps=[sequences, tokenizer])
+def evaluation(config: EvaluationConfig, storage: RecsysStorage) -> dg.MaterializeResult:
+    """HR/NDCG/MRR@10 of each model on the test targets, full ranking over all items."""
+    artifacts = storage.artifacts()
+    vocab = load_vocab(artifacts.path("tokenizer"))
+    split = read_split(artifacts.path("sequences"))
+    results = evaluate_on_test(
+        {"popularity": popularity_scorer(split.train, vocab)},
+        split,
+        vocab,
+        exclude_history=config.exclude_history,
+    )
+    with artifacts.writing("evaluation") as folder:
+        report = write_evaluation(results, folder)
+
+    board = sorted(report["models"].items(), key=lambda kv: -kv[1][f"ndcg@{TOP_K}"])
+    metadata: dict[str, object] = {
+        "protocol": report["protocol"],
+        "n_users": report["n_users"],
+        "leaderboard": markdown_table(
+            ["model", f"HR@{TOP_K}", f"NDCG@{TOP_K}", f"MRR@{TOP_K}"],
+            [(name, m[f"hr@{TOP_K}"], m[f"ndcg@{TOP_K}"], m[f"mrr@{TOP_K}"]) for name, m in board],
+        ),
+        "metrics_file": dg.MetadataValue.path(str(artifacts.path("evaluation") / METRICS_FILE)),
+    }
+    for name, values in report["models"].items():
+        for metric, value in values.items():
+            metadata[f"{name}/{metric}"] = value
+    return dg.MaterializeResult(metadata=metadata)

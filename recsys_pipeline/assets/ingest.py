@@ -1,0 +1,76 @@
+"""raw_csv: the input CSV parsed and validated into a typed table."""
+
+from collections import Counter
+
+import dagster as dg
+
+from recsys_pipeline.amazon_source import sha256_of
+from recsys_pipeline.assets._metadata import image, markdown_table, schema
+from recsys_pipeline.input_source import InputUnavailableError
+from recsys_pipeline.plots import histogram_png
+from recsys_pipeline.raw_input import InputFileError, parse_sequences_csv, write_parsed
+from recsys_pipeline.resources import InputSource, RecsysStorage
+
+QUARANTINE_SHOWN = 20
+
+
+class RawCsvConfig(dg.Config):
+    max_quarantine_fraction: float = 0.1  # more invalid rows than this fails the asset
+
+
+@dg.asset(group_name="data", kinds={"csv", "parquet"})
+def raw_csv(
+    context: dg.AssetExecutionContext,
+    config: RawCsvConfig,
+    storage: RecsysStorage,
+    input_source: InputSource,
+) -> dg.MaterializeResult:
+    """The purchase sequences CSV, validated: one typed row per user, malformed rows quarantined."""
+    try:
+        source = input_source.locate(storage.raw_dir)
+        parsed = parse_sequences_csv(source.path, config.max_quarantine_fraction)
+    except (InputFileError, InputUnavailableError) as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    if parsed.quarantined:
+        context.log.warning(
+            f"{len(parsed.quarantined)} of {parsed.rows_read} rows quarantined "
+            f"(see quarantine.parquet); first: line {parsed.quarantined[0].line}, "
+            f"field '{parsed.quarantined[0].field}': {parsed.quarantined[0].reason}"
+        )
+
+    lengths = parsed.histories.lengths
+    plot = histogram_png(lengths, "History length per user", "items")
+    with storage.artifacts().writing("raw_csv") as folder:
+        write_parsed(parsed, folder)
+        (folder / "length_histogram.png").write_bytes(plot)
+
+    by_field = Counter(q.field for q in parsed.quarantined)
+    metadata: dict[str, object] = {
+        "dagster/row_count": len(parsed.histories),
+        "dagster/column_schema": schema(user_id="int64", item_ids="list<int64>"),
+        "source": source.origin,
+        "source_path": dg.MetadataValue.path(str(source.path)),
+        "source_sha256": sha256_of(source.path),
+        "rows_read": parsed.rows_read,
+        "users": len(parsed.histories),
+        "items": len(parsed.titles),
+        "interactions": int(lengths.sum()),
+        "mean_length": float(lengths.mean()),
+        "max_length": int(lengths.max()),
+        "length_histogram": image(plot, "history length histogram"),
+        "quarantined_rows": len(parsed.quarantined),
+        "quarantined_by_field": dict(by_field),
+        "quarantine": markdown_table(
+            ["line", "field", "reason"],
+            [(q.line, q.field, q.reason) for q in parsed.quarantined[:QUARANTINE_SHOWN]],
+        ),
+        "items_with_conflicting_titles": parsed.title_conflicts,
+        "ignored_columns": parsed.ignored_columns,
+    }
+    for fetched in source.downloads:
+        metadata[f"download_{fetched.path.name}_sha256"] = fetched.sha256
+        metadata[f"download_{fetched.path.name}_bytes"] = fetched.bytes
+    if source.build is not None:
+        metadata["duplicate_reviews_dropped"] = source.build.duplicate_reviews
+        metadata["items_without_title"] = source.build.items_without_title
+    return dg.MaterializeResult(metadata=metadata)

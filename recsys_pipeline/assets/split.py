@@ -1,0 +1,90 @@
+"""sequences: the leave-one-out split, and the checks that keep it honest."""
+
+import dagster as dg
+import numpy as np
+
+from recsys_pipeline.assets._metadata import schema
+from recsys_pipeline.assets.ingest import raw_csv
+from recsys_pipeline.raw_input import read_histories
+from recsys_pipeline.resources import RecsysStorage
+from recsys_pipeline.settings import load_settings
+from recsys_pipeline.split import MIN_SPLIT_LENGTH, Split, read_split, write_split
+
+
+class SequencesConfig(dg.Config):
+    # Models read at most this many of the most recent items; the split itself keeps everything.
+    max_history_length: int = load_settings().profile.max_history_length
+
+
+@dg.asset(group_name="data", kinds={"parquet"}, deps=[raw_csv])
+def sequences(config: SequencesConfig, storage: RecsysStorage) -> dg.MaterializeResult:
+    """Leave-one-out split per user: train part, validation target, test target."""
+    artifacts = storage.artifacts()
+    split = Split(full=read_histories(artifacts.path("raw_csv")))
+    with artifacts.writing("sequences") as folder:
+        write_split(split, folder)
+
+    n = config.max_history_length
+    too_short = int((~split.splittable).sum())
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(split.full),
+            "dagster/column_schema": schema(
+                user_id="int64",
+                train_item_ids="list<int64>",
+                valid_item_id="int64 (null: too short)",
+                test_item_id="int64 (null: too short)",
+            ),
+            "users": len(split.full),
+            "users_split": int(split.splittable.sum()),
+            "users_too_short_train_only": too_short,
+            "min_length_to_split": MIN_SPLIT_LENGTH,
+            "train_interactions": int(split.train.lengths.sum()),
+            "valid_targets": int((split.valid_target >= 0).sum()),
+            "test_targets": int((split.test_target >= 0).sum()),
+            "max_history_length": n,
+            "truncated_train_inputs": int((split.inputs_for("valid").lengths > n).sum()),
+            "truncated_test_inputs": int((split.inputs_for("test").lengths > n).sum()),
+            "truncated_full_histories": int((split.full.lengths > n).sum()),
+        }
+    )
+
+
+@dg.asset_check(asset=sequences, blocking=True, additional_deps=[raw_csv])
+def targets_not_in_training_part(storage: RecsysStorage) -> dg.AssetCheckResult:
+    """No validation or test target sits in its user's training part, unless the raw input shows
+    the user really bought that item more than once."""
+    artifacts = storage.artifacts()
+    raw = read_histories(artifacts.path("raw_csv"))
+    split = read_split(artifacts.path("sequences"))
+    leaks, repeats = 0, 0
+    for row in np.flatnonzero(split.splittable):
+        history = set(split.train[row].tolist())
+        for target in (split.valid_target[row], split.test_target[row]):
+            if target in history:
+                if np.count_nonzero(raw[row] == target) > 1:
+                    repeats += 1
+                else:
+                    leaks += 1
+    return dg.AssetCheckResult(
+        passed=leaks == 0,
+        metadata={"leaked_targets": leaks, "targets_that_are_repeat_purchases": repeats},
+    )
+
+
+@dg.asset_check(asset=sequences, blocking=True, additional_deps=[raw_csv])
+def split_counts_add_up(storage: RecsysStorage) -> dg.AssetCheckResult:
+    """train + valid + test interactions equal the input's, and every user is kept."""
+    artifacts = storage.artifacts()
+    raw = read_histories(artifacts.path("raw_csv"))
+    split = read_split(artifacts.path("sequences"))
+    parts = (
+        int(split.train.lengths.sum())
+        + int((split.valid_target >= 0).sum())
+        + int((split.test_target >= 0).sum())
+    )
+    same_users = np.array_equal(raw.user_ids, split.full.user_ids)
+    return dg.AssetCheckResult(
+        passed=bool(parts == len(raw.items) and same_users),
+        metadata={"input_interactions": len(raw.items), "split_interactions": parts},
+    )

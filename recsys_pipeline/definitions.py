@@ -1,0 +1,42 @@
+"""The Dagster code location: ``dagster dev`` (workspace.yaml) and
+``dagster asset materialize -m recsys_pipeline.definitions`` both load ``defs`` from here."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from recsys_pipeline.assets import evaluation, ingest, serving, split, vocab
+from recsys_pipeline.resources import InputSource, RecsysStorage
+from recsys_pipeline.settings import Settings, load_settings
+
+ASSET_MODULES = [ingest, split, vocab, serving, evaluation]
+
+# Steps tagged gpu (the training assets) run one at a time within a run; across runs the
+# instance's `gpu` pool (dagster.yaml) does the same.
+EXECUTOR = dg.multiprocess_executor.configured(
+    {"tag_concurrency_limits": [{"key": "gpu", "value": "true", "limit": 1}]}
+)
+
+
+def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    return {
+        "storage": RecsysStorage(data_dir=str(settings.data_dir)),
+        "input_source": InputSource(
+            raw_csv=str(settings.raw_csv) if settings.raw_csv else None,
+            offline=settings.offline,
+        ),
+    }
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    all_assets = dg.load_assets_from_modules(ASSET_MODULES)
+    return dg.Definitions(
+        assets=all_assets,
+        asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
+        resources=build_resources(settings),
+        jobs=[dg.define_asset_job("full_pipeline", selection=dg.AssetSelection.all())],
+        executor=EXECUTOR,
+    )
+
+
+defs = build_definitions(load_settings())

@@ -1,0 +1,43 @@
+"""The evaluation protocol of metrics.json: leave-one-out test targets, full ranking over all
+items, every user that has a test target."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from recsys_pipeline.item_vocab import ItemVocab
+from recsys_pipeline.metrics import TOP_K
+from recsys_pipeline.ranking import Ranked, Scorer, rank_users, write_top_k_csv
+from recsys_pipeline.split import Split
+
+PROTOCOL = "leave-one-out/full-ranking"
+METRICS_FILE = "metrics.json"
+
+
+def evaluate_on_test(
+    scorers: dict[str, Scorer], split: Split, vocab: ItemVocab, exclude_history: bool = False
+) -> dict[str, Ranked]:
+    has_target = split.splittable
+    inputs = split.inputs_for("test").rows_where(has_target)
+    targets = split.test_target[has_target]
+    return {
+        name: rank_users(scorer, inputs, vocab, targets, TOP_K, exclude_history)
+        for name, scorer in scorers.items()
+    }
+
+
+def write_evaluation(results: dict[str, Ranked], folder: Path) -> dict:
+    n_users = {len(ranked.user_ids) for ranked in results.values()}
+    if len(n_users) != 1:
+        raise ValueError("models were evaluated on different users")
+    report = {
+        "protocol": PROTOCOL,
+        "k": TOP_K,
+        "n_users": n_users.pop(),
+        "models": {name: ranked.metrics(TOP_K) for name, ranked in results.items()},
+    }
+    (folder / METRICS_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    for name, ranked in results.items():
+        write_top_k_csv(folder / f"test_top{TOP_K}_{name}.csv", ranked.user_ids, ranked.top_items)
+    return report

@@ -1,0 +1,140 @@
+"""The item-level vocabulary and its Hugging Face tokenizer.
+
+Token ids: PAD = 0, then one token per item id in ascending item-id order (so a smaller token id
+always means a smaller item id, which keeps the tie rule of the metrics), then UNK, BOS, EOS.
+Nothing here knows how many items there are: every constant comes from the catalog.
+Item tokens are spelled ``<123>`` and split by a regex pre-tokenizer, so ``"<1><22>"`` and
+``"<1> <22>"`` both encode to two items and concatenating two encoded strings never merges tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
+CATALOG_FILE = "catalog.parquet"
+
+
+def item_token(item_id: int) -> str:
+    return f"<{item_id}>"
+
+
+@dataclass(frozen=True)
+class ItemVocab:
+    item_ids: np.ndarray  # sorted; token id of item_ids[j] is j + 1
+
+    def __post_init__(self) -> None:
+        ids = self.item_ids
+        if len(ids) == 0 or ids[0] <= 0 or np.any(np.diff(ids) <= 0):
+            raise ValueError("item ids must be positive, unique and sorted")
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    pad_token_id = 0
+
+    @property
+    def unk_token_id(self) -> int:
+        return self.n_items + 1
+
+    @property
+    def bos_token_id(self) -> int:
+        return self.n_items + 2
+
+    @property
+    def eos_token_id(self) -> int:
+        return self.n_items + 3
+
+    @property
+    def vocab_size(self) -> int:
+        return self.n_items + 4
+
+    @property
+    def item_token_ids(self) -> np.ndarray:
+        return np.arange(1, self.n_items + 1)
+
+    @property
+    def non_item_token_ids(self) -> np.ndarray:
+        """Token ids that must never be recommended (PAD, UNK, BOS, EOS)."""
+        return np.array(
+            [self.pad_token_id, self.unk_token_id, self.bos_token_id, self.eos_token_id]
+        )
+
+    def encode(self, item_ids: np.ndarray) -> np.ndarray:
+        """Item ids -> token ids; ids outside the catalog become UNK."""
+        item_ids = np.asarray(item_ids, dtype=np.int64)
+        position = np.searchsorted(self.item_ids, item_ids)
+        clipped = np.minimum(position, self.n_items - 1)
+        known = self.item_ids[clipped] == item_ids
+        return np.where(known, clipped + 1, self.unk_token_id)
+
+    def decode(self, token_ids: np.ndarray) -> np.ndarray:
+        """Item token ids -> item ids (raises on special tokens)."""
+        token_ids = np.asarray(token_ids, dtype=np.int64)
+        if np.any((token_ids < 1) | (token_ids > self.n_items)):
+            raise ValueError("decode() got a token id that is not an item")
+        return self.item_ids[token_ids - 1]
+
+    def contains(self, item_ids: np.ndarray) -> np.ndarray:
+        return self.encode(item_ids) != self.unk_token_id
+
+    def vocabulary(self) -> dict[str, int]:
+        vocab = {PAD: self.pad_token_id}
+        vocab.update({item_token(int(i)): t for i, t in zip(self.item_ids, self.item_token_ids)})
+        vocab.update({UNK: self.unk_token_id, BOS: self.bos_token_id, EOS: self.eos_token_id})
+        return vocab
+
+
+def build_tokenizer(vocab: ItemVocab) -> PreTrainedTokenizerBase:
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.WordLevel(vocab=vocab.vocabulary(), unk_token=UNK))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex(r"<[^<>]*>"), behavior="isolated")
+    # Sequences start with BOS, as in training, so a plain tokenizer(...) call gives model input.
+    core.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A", pair=f"{BOS} $A $B", special_tokens=[(BOS, vocab.bos_token_id)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        pad_token=PAD,
+        unk_token=UNK,
+        bos_token=BOS,
+        eos_token=EOS,
+        padding_side="left",
+        model_input_names=["input_ids", "attention_mask"],
+    )
+
+
+def save_vocab(vocab: ItemVocab, titles: list[str], folder: Path) -> None:
+    """Save the tokenizer (save_pretrained) and the item catalog beside it."""
+    build_tokenizer(vocab).save_pretrained(folder)
+    pq.write_table(
+        pa.table(
+            {
+                "token_id": pa.array(vocab.item_token_ids, pa.int64()),
+                "item_id": pa.array(vocab.item_ids, pa.int64()),
+                "title": pa.array(titles, pa.string()),
+            }
+        ),
+        folder / CATALOG_FILE,
+    )
+
+
+def load_vocab(folder: Path) -> ItemVocab:
+    table = pq.read_table(folder / CATALOG_FILE, columns=["item_id"])
+    return ItemVocab(item_ids=table.column("item_id").to_numpy())
+
+
+def load_titles(folder: Path) -> list[str]:
+    return pq.read_table(folder / CATALOG_FILE, columns=["title"]).column("title").to_pylist()
