@@ -69,6 +69,7 @@ def download(
     attempts: int = 5,
     timeout_s: float = 60.0,
     progress: bool = True,
+    chunk_bytes: int = CHUNK_BYTES,
 ) -> Downloaded:
     """Fetch ``url`` to ``dest`` unless it is already there; resume partial downloads."""
     dest = Path(dest)
@@ -104,7 +105,7 @@ def download(
                     mininterval=2.0,
                 ) as bar,
             ):
-                for chunk in response.iter_content(CHUNK_BYTES):
+                for chunk in response.iter_content(chunk_bytes):
                     out.write(chunk)
                     bar.update(len(chunk))
             if total is not None and part.stat().st_size != total:
@@ -115,7 +116,9 @@ def download(
     retrying = Retrying(
         stop=stop_after_attempt(attempts),
         wait=wait_exponential(multiplier=0.5, max=30),
-        retry=retry_if_exception_type((requests.ConnectionError, requests.Timeout)),
+        retry=retry_if_exception_type(
+            (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+        ),
         reraise=True,
     )
     try:

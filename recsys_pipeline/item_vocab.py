@@ -90,7 +90,12 @@ class ItemVocab:
 
     def vocabulary(self) -> dict[str, int]:
         vocab = {PAD: self.pad_token_id}
-        vocab.update({item_token(int(i)): t for i, t in zip(self.item_ids, self.item_token_ids)})
+        vocab.update(
+            {
+                item_token(int(i)): t
+                for i, t in zip(self.item_ids, self.item_token_ids, strict=False)
+            }
+        )
         vocab.update({UNK: self.unk_token_id, BOS: self.bos_token_id, EOS: self.eos_token_id})
         return vocab
 
@@ -100,7 +105,12 @@ def build_tokenizer(vocab: ItemVocab) -> PreTrainedTokenizerBase:
     from transformers import PreTrainedTokenizerFast
 
     core = Tokenizer(models.WordLevel(vocab=vocab.vocabulary(), unk_token=UNK))
-    core.pre_tokenizer = pre_tokenizers.Split(Regex(r"<[^<>]*>"), behavior="isolated")
+    core.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.WhitespaceSplit(),
+            pre_tokenizers.Split(Regex(r"<[^<>]*>"), behavior="isolated"),
+        ]
+    )
     # Sequences start with BOS, as in training, so a plain tokenizer(...) call gives model input.
     core.post_processor = processors.TemplateProcessing(
         single=f"{BOS} $A", pair=f"{BOS} $A $B", special_tokens=[(BOS, vocab.bos_token_id)]

@@ -12,7 +12,7 @@ from recsys_pipeline.ranking import Scorer
 def popularity_scores(train: Histories, vocab: ItemVocab) -> np.ndarray:
     """Interaction count per item column (column j = token id j + 1), from the whole training part."""
     columns = vocab.encode(train.items) - 1
-    return np.bincount(columns[columns < vocab.n_items], minlength=vocab.n_items).astype(np.float64)
+    return np.bincount(columns[columns < vocab.n_items], minlength=vocab.n_items).astype(np.float32)
 
 
 def popularity_scorer(train: Histories, vocab: ItemVocab) -> Scorer:

@@ -87,12 +87,14 @@ def _parse_user_id(cell: str) -> int:
         raise RowError(USER_COLUMN, f"not an integer: {cell.strip()[:40]!r}") from None
 
 
-def _literal_list(cell: str, column: str) -> list:
+def _literal_list(cell: str, column: str, try_json: bool) -> list:
     if _is_missing(cell):
         raise RowError(column, "empty or NaN cell")
     text = cell.strip()
     try:
         # ints-only lists are valid JSON, and json is ~8x faster than literal_eval
+        if not try_json:
+            raise ValueError
         value = json.loads(text)
     except ValueError:
         try:
@@ -106,7 +108,7 @@ def _literal_list(cell: str, column: str) -> list:
 
 
 def _parse_items(cell: str) -> list[int]:
-    items = _literal_list(cell, ITEMS_COLUMN)
+    items = _literal_list(cell, ITEMS_COLUMN, try_json=True)
     if not items:
         raise RowError(ITEMS_COLUMN, "empty history")
     for position, item in enumerate(items):
@@ -118,7 +120,7 @@ def _parse_items(cell: str) -> list[int]:
 
 
 def _parse_titles(cell: str, n_items: int) -> list[str]:
-    titles = _literal_list(cell, TITLES_COLUMN)
+    titles = _literal_list(cell, TITLES_COLUMN, try_json=False)  # quoted with '
     if len(titles) != n_items:
         raise RowError(TITLES_COLUMN, f"{len(titles)} titles for {n_items} item ids")
     for position, title in enumerate(titles):
@@ -209,7 +211,10 @@ def parse_sequences_csv(path: Path, max_quarantine_fraction: float = 0.1) -> Par
         items.extend(history)
         offsets.append(len(items))
         for item, title in zip(history, titles, strict=True):
-            title_counts.setdefault(item, Counter())[title] += 1
+            counts = title_counts.get(item)
+            if counts is None:
+                title_counts[item] = counts = Counter()
+            counts[title] += 1
 
     if rows_read == 0:
         raise InputFileError(path, "the file has a header but no data rows", line=2)

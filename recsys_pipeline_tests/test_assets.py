@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+
+from recsys_pipeline.split import read_split
+from recsys_pipeline_tests.conftest import tiny_rows, write_rows
+from recsys_pipeline_tests.helpers import (
+    check_results,
+    failure_message,
+    materialization_metadata,
+    read_metrics,
+    run_graph,
+)
+
+
+def test_whole_graph_on_tiny_data(tmp_path, tiny_csv, resources_for):
+    result = run_graph(resources_for(tiny_csv))
+    assert result.success
+    assert check_results(result) == {
+        "targets_not_in_training_part": True,
+        "split_counts_add_up": True,
+        "tokenizer_covers_sequences": True,
+        "predictions_cover_users": True,
+    }
+    data = tmp_path / "data"
+    artifacts = data / "artifacts"
+    for key in ("raw_csv", "sequences", "tokenizer", "predictions", "evaluation"):
+        assert (artifacts / key).is_dir(), key
+
+    raw = materialization_metadata(result, "raw_csv")
+    assert raw["users"] == 60 and raw["quarantined_rows"] == 0
+    assert raw["interactions"] == sum(len(json.loads(r[1])) for r in tiny_rows())
+    assert raw["length_histogram"].startswith("![history length histogram](data:image/png;base64,")
+
+    seq = materialization_metadata(result, "sequences")
+    assert seq["users_split"] + seq["users_too_short_train_only"] == 60
+
+    metrics = read_metrics(data)
+    assert metrics["protocol"] == "leave-one-out/full-ranking" and metrics["k"] == 10
+    assert metrics["n_users"] == seq["users_split"]
+    assert set(metrics["models"]["popularity"]) == {"hr@10", "ndcg@10", "mrr@10"}
+
+    with (artifacts / "predictions" / "predictions.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["user_id"]) for r in rows] == list(range(60))
+    assert all(len(set(json.loads(r["item_id"]))) == 10 for r in rows)
+
+
+def test_test_top10_file_reproduces_the_metrics(tmp_path, tiny_csv, resources_for):
+    run_graph(resources_for(tiny_csv))
+    artifacts = tmp_path / "data" / "artifacts"
+    split = read_split(artifacts / "sequences")
+    target_of = dict(zip(split.full.user_ids.tolist(), split.test_target.tolist(), strict=True))
+    hr = ndcg = mrr = 0.0
+    with (artifacts / "evaluation" / "test_top10_popularity.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        top = json.loads(row["item_id"])
+        target = target_of[int(row["user_id"])]
+        if target in top:
+            rank = top.index(target) + 1
+            hr, ndcg, mrr = hr + 1, ndcg + 1 / math.log2(rank + 1), mrr + 1 / rank
+    expected = read_metrics(tmp_path / "data")["models"]["popularity"]
+    n = len(rows)
+    assert n == int((split.test_target >= 0).sum())
+    assert expected == pytest.approx({"hr@10": hr / n, "ndcg@10": ndcg / n, "mrr@10": mrr / n})
+
+
+def test_exclude_history_never_recommends_owned_items(tmp_path, tiny_csv, resources_for):
+    run_graph(resources_for(tiny_csv), predictions={"config": {"exclude_history": True}})
+    artifacts = tmp_path / "data" / "artifacts"
+    split = read_split(artifacts / "sequences")
+    with (artifacts / "predictions" / "predictions.csv").open() as handle:
+        for i, row in enumerate(csv.DictReader(handle)):
+            assert not set(json.loads(row["item_id"])) & set(split.full[i].tolist())
+
+
+def test_quarantined_rows_are_counted_in_metadata(tmp_path, resources_for):
+    rows = tiny_rows() + [[1000, "[1, 2]", "['a']"], [1001, "oops", "['a']"]]
+    result = run_graph(resources_for(write_rows(tmp_path / "in.csv", rows)), selection="raw_csv")
+    meta = materialization_metadata(result, "raw_csv")
+    assert meta["quarantined_rows"] == 2
+    assert meta["quarantined_by_field"] == {"history_item_title": 1, "history_item_id": 1}
+    assert "| 62 | history_item_title | 1 titles for 2 item ids |" in meta["quarantine"]
+    assert "| 63 | history_item_id | not a Python list literal" in meta["quarantine"]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "nope.csv: file not found"),
+        ("", "the file is empty"),
+        (
+            "user_id,history_item_id\n1,[1]\n",
+            "line 1, field 'history_item_title': missing required",
+        ),
+    ],
+)
+def test_bad_input_fails_clearly_and_writes_nothing(tmp_path, resources_for, content, expected):
+    path = tmp_path / "nope.csv"
+    if content is not None:
+        path.write_text(content)
+    result = run_graph(resources_for(path), selection="raw_csv", raise_on_error=False)
+    assert not result.success
+    assert expected in failure_message(result)
+    assert not (tmp_path / "data" / "artifacts" / "raw_csv").exists()
+
+
+def test_offline_without_input_says_how_to_point_at_a_file(tmp_path, resources_for):
+    result = run_graph(resources_for(None), selection="raw_csv", raise_on_error=False)
+    message = failure_message(result)
+    assert "RECSYS_OFFLINE=1" in message and "RECSYS_RAW_CSV" in message
+
+
+def test_a_failing_rerun_keeps_the_previous_artifacts(tmp_path, tiny_csv, resources_for):
+    run_graph(resources_for(tiny_csv))
+    before = (tmp_path / "data" / "artifacts" / "raw_csv" / "users.parquet").read_bytes()
+    tiny_csv.write_text("garbage without the columns\n")
+    assert not run_graph(resources_for(tiny_csv), raise_on_error=False).success
+    after = (tmp_path / "data" / "artifacts" / "raw_csv" / "users.parquet").read_bytes()
+    assert before == after
+
+
+def test_popularity_counts_whole_training_parts_including_short_users(tmp_path, resources_for):
+    # item 9 appears only in users too short to split (training only) and wins popularity
+    rows = [[u, "[9, 1]", "['a', 'b']"] for u in range(3)]
+    rows += [[10 + u, "[1, 2, 3, 4]", "['b', 'c', 'd', 'e']"] for u in range(2)]
+    rows += [[20, str(list(range(20, 32))), str([f"t{i}" for i in range(20, 32)])]]
+    result = run_graph(resources_for(write_rows(tmp_path / "in.csv", rows)))
+    assert result.success
+    artifacts = tmp_path / "data" / "artifacts"
+    with (artifacts / "evaluation" / "test_top10_popularity.csv").open() as handle:
+        top = [json.loads(r["item_id"]) for r in csv.DictReader(handle)]
+    # training counts: 1 -> 5, 9 -> 3, 2 -> 2, 20..29 -> 1 (ties by smaller id); 3 and 4 are
+    # only ever test/validation targets, so they count 0
+    assert top[0] == [1, 9, 2, 20, 21, 22, 23, 24, 25, 26] and np.all(np.array(top) == top[0])
+    assert read_metrics(tmp_path / "data")["n_users"] == 3

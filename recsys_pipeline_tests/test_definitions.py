@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from recsys_pipeline.definitions import defs
+from recsys_pipeline_tests.conftest import REPO
+
+BUILT_SO_FAR = {"raw_csv", "sequences", "tokenizer", "predictions", "evaluation"}
+
+
+def test_defs_has_the_fixed_asset_keys():
+    keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
+    assert keys >= BUILT_SO_FAR
+
+
+def test_defs_loads_fast_without_torch_or_transformers():
+    code = (
+        "import json, sys, time; t = time.perf_counter();"
+        "from recsys_pipeline.definitions import defs; defs.resolve_all_asset_keys();"
+        "print(json.dumps({'s': time.perf_counter() - t,"
+        " 'heavy': [m for m in ('torch', 'transformers', 'sentence_transformers', 'faiss')"
+        " if m in sys.modules]}))"
+    )
+    started = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "RECSYS_DATA_DIR": "/nonexistent"},
+    )
+    wall = time.perf_counter() - started
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["heavy"] == []
+    assert wall < 3.0, f"python + import of the definitions took {wall:.2f} s"
+
+
+def test_workspace_and_pyproject_point_at_the_definitions():
+    assert "module_name: recsys_pipeline.definitions" in (REPO / "workspace.yaml").read_text()
+    assert 'module_name = "recsys_pipeline.definitions"' in (REPO / "pyproject.toml").read_text()
