@@ -1,0 +1,1 @@
+"""SFT and DPO training (HF Trainer / TRL), runnable standalone and under torchrun."""

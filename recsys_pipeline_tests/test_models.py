@@ -1,0 +1,333 @@
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM
+
+import recsys_pipeline  # noqa: F401  (registers model_type "sasrec")
+from recsys_pipeline.models.configuration_sasrec import VARIANTS, SASRecConfig
+from recsys_pipeline.models.modeling_sasrec import SASRecForCausalLM, last_real_hidden
+from recsys_pipeline.training.freezing import freeze_rows, parameter_groups
+from recsys_pipeline_tests.conftest import REPO
+
+VOCAB = 40  # PAD=0, items 1..36, UNK=37, BOS=38, EOS=39
+
+
+def tiny_config(variant: str, **overrides) -> SASRecConfig:
+    settings = dict(
+        variant=variant,
+        vocab_size=VOCAB,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        head_dim=24,  # deliberately not hidden_size / heads: head_dim must be honoured
+        intermediate_size=48,
+        max_position_embeddings=32,
+        hidden_dropout=0.0,
+        pad_token_id=0,
+        bos_token_id=38,
+        eos_token_id=39,
+        num_experts=4,
+        num_experts_per_tok=2,
+    )
+    settings.update(overrides)
+    return SASRecConfig(**settings)
+
+
+def tiny_model(variant: str, seed: int = 0, **overrides) -> SASRecForCausalLM:
+    torch.manual_seed(seed)
+    return SASRecForCausalLM(tiny_config(variant, **overrides)).eval()
+
+
+def random_ids(batch: int, seq: int, seed: int = 1) -> torch.Tensor:
+    return torch.randint(1, 37, (batch, seq), generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_causality(variant):
+    model = tiny_model(variant)
+    ids = random_ids(3, 12)
+    changed = ids.clone()
+    t = 6
+    changed[:, t + 1 :] = random_ids(3, 12, seed=9)[:, t + 1 :]
+    with torch.no_grad():
+        a, b = model(input_ids=ids).logits, model(input_ids=changed).logits
+    assert torch.allclose(a[:, : t + 1], b[:, : t + 1], atol=1e-5)
+    assert not torch.allclose(a[:, t + 1 :], b[:, t + 1 :], atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_left_and_right_padding_give_the_same_last_position(variant):
+    model = tiny_model(variant)
+    sequences = [[5, 9, 2, 7, 1], [3, 4], [8, 8, 6]]
+    width = 7
+    left = torch.zeros(3, width, dtype=torch.long)
+    right = torch.zeros(3, width, dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        left[row, width - len(seq) :] = torch.tensor(seq)
+        right[row, : len(seq)] = torch.tensor(seq)
+    with torch.no_grad():
+        from_left = last_real_hidden(model, left, (left != 0).long())
+        from_right = last_real_hidden(model, right, (right != 0).long())
+        # the HF way for left padding: keep only the last position's logits
+        kept = model(input_ids=left, attention_mask=(left != 0).long(), logits_to_keep=1).logits
+        alone = [model(input_ids=torch.tensor([seq])).logits[0, -1] for seq in sequences]
+    assert torch.allclose(from_left, from_right, atol=1e-5)
+    assert torch.allclose(kept[:, -1], model.lm_head(from_right), atol=1e-5)
+    assert torch.allclose(kept[:, -1], torch.stack(alone), atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_save_and_load_round_trip(tmp_path, variant):
+    model = tiny_model(variant)
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file()
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["model_type"] == "sasrec" and saved["variant"] == variant
+    assert saved["architectures"] == ["SASRecForCausalLM"]
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert type(loaded) is SASRecForCausalLM and loaded.config.variant == variant
+    assert {k: v for k, v in loaded.config.to_dict().items() if k != "_name_or_path"} == {
+        k: v for k, v in model.config.to_dict().items() if k != "_name_or_path"
+    }
+    ids = random_ids(2, 9)
+    with torch.no_grad():
+        assert torch.equal(model(input_ids=ids).logits, loaded(input_ids=ids).logits)
+    assert loaded.lm_head.weight.data_ptr() == loaded.model.embed_tokens.weight.data_ptr()
+
+
+def test_variants_are_what_the_config_says():
+    rope, learned = tiny_model("sasrec_rope"), tiny_model("sasrec")
+    assert rope.model.embed_positions is None and learned.model.embed_positions is not None
+    assert tiny_model("sasrec_gate").model.layers[0].mlp.gate_proj is not None
+    assert rope.model.layers[0].mlp.gate_proj is None
+    assert len(tiny_model("sasrec_moe").model.layers[0].mlp.experts) == 4
+    attention = rope.model.layers[0].self_attn
+    assert attention.q_proj.out_features == 2 * 24 and attention.o_proj.in_features == 2 * 24
+
+
+def test_auto_config_for_model_builds_every_variant():
+    for variant in VARIANTS:
+        cfg = AutoConfig.for_model("sasrec", variant=variant, vocab_size=VOCAB, hidden_size=32)
+        assert type(AutoModelForCausalLM.from_config(cfg)) is SASRecForCausalLM
+
+
+def test_bad_configs_fail_before_any_work():
+    with pytest.raises(ValueError, match="not divisible by num_attention_heads"):
+        SASRecConfig(hidden_size=66, num_attention_heads=4)
+    with pytest.raises(ValueError, match="variant='sasrec_xl'"):
+        SASRecConfig(variant="sasrec_xl")
+    with pytest.raises(ValueError, match="num_experts_per_tok"):
+        SASRecConfig(variant="sasrec_moe", num_experts=2, num_experts_per_tok=3)
+
+
+@pytest.mark.parametrize("order", ["package first", "transformers first"])
+def test_registration_needs_no_trust_remote_code(tmp_path, order):
+    tiny_model("sasrec_gate").save_pretrained(tmp_path)
+    imports = (
+        "import recsys_pipeline; from transformers import AutoModelForCausalLM"
+        if order == "package first"
+        else "from transformers import AutoModelForCausalLM; import recsys_pipeline"
+    )
+    code = f"{imports}; m = AutoModelForCausalLM.from_pretrained({str(tmp_path)!r}); print(type(m).__name__, m.config.variant)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["SASRecForCausalLM", "sasrec_gate"]
+
+
+# --- the original project's size, built on the meta device -------------------------------------
+
+ORIGINAL = dict(
+    vocab_size=16_863,
+    hidden_size=1024,
+    num_hidden_layers=5,
+    num_attention_heads=8,
+    head_dim=64,
+    intermediate_size=4096,
+    max_position_embeddings=64,
+    num_experts=4,
+    num_experts_per_tok=2,
+)
+
+
+def expected_parameters(variant: str, active: bool = False) -> int:
+    """Count from the architecture's definition, independently of the module tree."""
+    v, h, layers = ORIGINAL["vocab_size"], ORIGINAL["hidden_size"], ORIGINAL["num_hidden_layers"]
+    inner, ffn = (
+        ORIGINAL["num_attention_heads"] * ORIGINAL["head_dim"],
+        ORIGINAL["intermediate_size"],
+    )
+    attention = 4 * h * inner  # q, k, v, o
+    norms = 2 * h
+    mlp = {"sasrec": 2 * h * ffn, "sasrec_rope": 2 * h * ffn, "sasrec_gate": 3 * h * ffn}.get(
+        variant
+    )
+    if variant == "sasrec_moe":
+        experts = ORIGINAL["num_experts_per_tok"] if active else ORIGINAL["num_experts"]
+        mlp = experts * 2 * h * ffn + h * ORIGINAL["num_experts"]  # experts + router
+    positions = ORIGINAL["max_position_embeddings"] * h if variant == "sasrec" else 0
+    return v * h + positions + layers * (attention + norms + mlp) + h  # tied head; final norm
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_original_size_builds_on_meta_with_the_expected_parameter_count(variant):
+    with torch.device("meta"):
+        model = SASRecForCausalLM(SASRecConfig(variant=variant, **ORIGINAL))
+    total = sum(p.numel() for p in model.parameters())
+    assert total == expected_parameters(variant)
+    print(f"{variant}: {total / 1e9:.3f} B parameters")
+    if variant == "sasrec_moe":
+        active = expected_parameters(variant, active=True)
+        assert 0.18e9 < total < 0.22e9 and active < 0.65 * total
+    else:
+        assert 0.06e9 < total < 0.1e9
+
+
+# --- MoE -----------------------------------------------------------------------------------------
+
+
+def test_router_gets_a_gradient_from_the_aux_loss_alone():
+    model = tiny_model("sasrec_moe").train()
+    out = model(input_ids=random_ids(4, 10), attention_mask=torch.ones(4, 10, dtype=torch.long))
+    out.aux_loss.backward()
+    for layer in model.model.layers:
+        assert layer.mlp.router.weight.grad is not None
+        assert layer.mlp.router.weight.grad.abs().sum() > 0
+
+
+def test_moe_eval_is_deterministic_and_reports_expert_load():
+    model = tiny_model("sasrec_moe")
+    ids = random_ids(4, 10)
+    with torch.no_grad():
+        first, second = model(input_ids=ids), model(input_ids=ids)
+    assert torch.equal(first.logits, second.logits)
+    assert first.expert_load.shape == (2, 4)
+    assert torch.allclose(first.expert_load.sum(dim=1), torch.ones(2))
+
+
+def test_moe_aux_loss_is_added_in_training_only():
+    model = tiny_model("sasrec_moe", router_aux_loss_coef=0.5)
+    ids = random_ids(2, 8)
+    with torch.no_grad():
+        evaluated = model(input_ids=ids, labels=ids)
+        model.train()
+        trained = model(input_ids=ids, labels=ids)
+    assert trained.loss == pytest.approx(float(evaluated.loss + evaluated.aux_loss), rel=1e-5)
+
+
+# --- loss and logits -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", ["sasrec", "sasrec_moe"])
+def test_loss_only_at_labelled_positions_matches_full_cross_entropy(variant):
+    model = tiny_model(variant)
+    ids = random_ids(3, 9)
+    labels = ids.clone()
+    labels[0, :4] = -100
+    labels[2, 7:] = -100
+    with torch.no_grad():
+        out = model(input_ids=ids, labels=labels)
+        lean = model(input_ids=ids, labels=labels, return_logits=False)
+    expected = torch.nn.functional.cross_entropy(
+        out.logits[:, :-1].reshape(-1, VOCAB), labels[:, 1:].reshape(-1), ignore_index=-100
+    )
+    assert out.loss == pytest.approx(float(expected), rel=1e-5)
+    assert lean.logits is None and lean.loss == pytest.approx(float(out.loss), rel=1e-6)
+
+
+def test_eager_and_sdpa_attention_agree():
+    model = tiny_model("sasrec_rope")
+    ids = random_ids(3, 10)
+    mask = torch.ones_like(ids)
+    mask[0, :3] = 0  # left padding
+    with torch.no_grad():
+        sdpa = model(input_ids=ids, attention_mask=mask).logits
+        model.set_attn_implementation("eager")
+        eager = model(input_ids=ids, attention_mask=mask).logits
+    real = mask.bool()
+    assert torch.allclose(sdpa[real], eager[real], atol=1e-5)
+
+
+# --- stage-1 freezing, bf16 ----------------------------------------------------------------------
+
+
+def test_frozen_item_rows_stay_bit_identical_while_the_rest_moves():
+    model = tiny_model("sasrec_rope").train()
+    embedding = model.model.embed_tokens.weight
+    items = torch.arange(1, 37)
+    before = embedding.detach().clone()
+    others = {n: p.detach().clone() for n, p in model.named_parameters() if "embed_tokens" not in n}
+    handle = freeze_rows(embedding, items)
+    optimizer = torch.optim.AdamW(parameter_groups(model, weight_decay=0.1), lr=1e-2)
+    for step in range(3):
+        ids = random_ids(4, 8, seed=step)
+        model(
+            input_ids=torch.cat([torch.full((4, 1), 38), ids], 1),
+            labels=torch.cat([torch.full((4, 1), -100), ids], 1),
+        ).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    handle.remove()
+    assert torch.equal(embedding[items], before[items])
+    assert not torch.equal(embedding[38], before[38])  # BOS is not an item row: it trains
+    assert all(not torch.equal(p, others[n]) for n, p in model.named_parameters() if n in others)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_bf16_autocast_forward_backward_on_cpu(variant):
+    model = tiny_model(variant).train()
+    ids = random_ids(2, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(input_ids=ids, labels=ids)
+    out.loss.backward()
+    assert torch.isfinite(out.loss)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+# --- TRL -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_trl_dpo_trainer_runs_two_steps(tmp_path, variant):
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    from recsys_pipeline.item_vocab import ItemVocab, build_tokenizer
+
+    tokenizer = build_tokenizer(ItemVocab(item_ids=np.arange(1, 37)))
+    model = tiny_model(variant).train()
+    reference = copy.deepcopy(model).eval().requires_grad_(False)
+    start = {n: p.detach().clone() for n, p in model.named_parameters()}
+    pairs = Dataset.from_dict(
+        {
+            "prompt": ["<1><2><3>", "<4><5>", "<7><8><9><10>", "<11>"],
+            "chosen": ["<4>", "<6>", "<11>", "<12>"],
+            "rejected": ["<30>", "<31>", "<32>", "<33>"],
+        }
+    )
+    args = DPOConfig(
+        output_dir=str(tmp_path),
+        max_steps=2,
+        per_device_train_batch_size=2,
+        learning_rate=1e-2,
+        bf16=False,
+        activation_checkpointing=False,
+        report_to=[],
+        logging_steps=1,
+        save_strategy="no",
+        max_length=16,
+        use_cpu=True,
+    )
+    trainer = DPOTrainer(
+        model=model, ref_model=reference, args=args, train_dataset=pairs, processing_class=tokenizer
+    )
+    trainer.train()
+    assert trainer.state.global_step == 2
+    assert any(not torch.equal(p, start[n]) for n, p in model.named_parameters())
+    assert all(torch.equal(p, start[n]) for n, p in reference.named_parameters())
