@@ -6,18 +6,18 @@ modules are imported (at once if they already are), so importing this package, a
 Dagster definitions, does not pay for importing torch and transformers.
 """
 
+import importlib
+
 import wrapt
 
 
 @wrapt.when_imported("transformers.models.auto.configuration_auto")
 def _register_sasrec_config(_module: object) -> None:
-    from recsys_pipeline.models import register_config
-
-    register_config()
+    # import_module, not `from ... import`: it tolerates a module that is still being imported
+    # (it registers itself when it finishes).
+    importlib.import_module("recsys_pipeline.models.configuration_sasrec")
 
 
 @wrapt.when_imported("transformers.models.auto.modeling_auto")
 def _register_sasrec_models(_module: object) -> None:
-    from recsys_pipeline.models import register_models
-
-    register_models()
+    importlib.import_module("recsys_pipeline.models.modeling_sasrec")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from transformers import AutoConfig
 from transformers.configuration_utils import PreTrainedConfig
 
 VARIANTS = ("sasrec", "sasrec_rope", "sasrec_gate", "sasrec_moe")
@@ -87,5 +88,9 @@ class SASRecConfig(PreTrainedConfig):
     def is_moe(self) -> bool:
         return self.variant == "sasrec_moe"
 
+
+# Registered where the class is defined, so any import path (including the hooks in
+# recsys_pipeline/__init__.py) registers it exactly once it exists.
+AutoConfig.register(SASRecConfig.model_type, SASRecConfig, exist_ok=True)
 
 __all__ = ["SASRecConfig", "VARIANTS"]

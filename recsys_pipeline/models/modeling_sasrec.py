@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import AutoModel, AutoModelForCausalLM
 from transformers.generation import GenerationMixin
 from transformers.masking_utils import create_causal_mask
 from transformers.modeling_outputs import BaseModelOutput, ModelOutput
@@ -24,6 +25,7 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
 from transformers.models.mixtral.modeling_mixtral import load_balancing_loss_func
 
 from recsys_pipeline.models.configuration_sasrec import SASRecConfig
+from recsys_pipeline.models.fused_loss import linear_cross_entropy
 
 
 @dataclass
@@ -405,10 +407,15 @@ class SASRecForCausalLM(SASRecPreTrainedModel, GenerationMixin):
         if labels is not None:
             targets = labels[:, 1:]
             labelled = targets != -100
-            # only the positions that have a label go through the ~vocab-wide output layer
-            label_logits = self.lm_head(hidden[:, :-1][labelled])
-            loss = F.cross_entropy(label_logits.float(), targets[labelled], reduction="sum")
-            loss = loss / labelled.sum().clamp(min=1)  # a batch without labels gives 0, not NaN
+            if not labelled.any():
+                loss = hidden.sum() * 0.0  # keeps the graph; cross-entropy of nothing is NaN
+            elif logits is not None and logits.shape[1] == hidden.shape[1]:
+                loss = F.cross_entropy(logits[:, :-1][labelled].float(), targets[labelled])
+            else:
+                # only the labelled positions go through the ~vocab-wide output layer
+                loss = linear_cross_entropy(
+                    hidden[:, :-1][labelled], self.lm_head.weight, targets[labelled]
+                )
 
         aux_loss = expert_load = None
         if outputs.router_logits is not None:
@@ -460,5 +467,8 @@ def last_real_hidden(
     last = torch.where(attention_mask.bool(), positions, -1).max(dim=1).values
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
 
+
+AutoModel.register(SASRecConfig, SASRecModel, exist_ok=True)
+AutoModelForCausalLM.register(SASRecConfig, SASRecForCausalLM, exist_ok=True)
 
 __all__ = ["SASRecForCausalLM", "SASRecModel", "SASRecPreTrainedModel", "last_real_hidden"]

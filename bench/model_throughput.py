@@ -1,0 +1,175 @@
+"""Benchmark: SASRec training throughput (forward + backward), each variant.
+
+Batches follow the real data's length distribution (each user's most recent <= 20 items, plus
+BOS; read from ../shared/data when present, else drawn with the same mean and maximum) over the
+real catalog size. Reports real (non-pad) tokens per second and, in the same run, two ratios:
+- "logits only at real positions" (the fused chunked loss) vs "logits everywhere"
+  (full ``(batch, seq, vocab)`` logits, then cross-entropy), and
+- PyTorch SDPA vs a plain eager attention.
+With --device cuda (a GPU machine) it measures the original-size model in bf16: tokens/s, model
+FLOPs utilisation, SDPA vs flash-attn 2.
+
+    .venv/bin/python bench/model_throughput.py [--device cpu|cuda] [--steps N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import csv
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import recsys_pipeline  # noqa: F401  (registers the model family)
+from recsys_pipeline.models.configuration_sasrec import VARIANTS, SASRecConfig
+from recsys_pipeline.models.modeling_sasrec import SASRecForCausalLM
+from recsys_pipeline.settings import PROFILES
+
+SHARED_CSV = (
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "amazon-games" / "sequences.csv"
+)
+N_ITEMS = 16_859  # the real catalog's size, for a realistic output layer
+MAX_LENGTH = 20
+H200_BF16_DENSE_FLOPS = 989e12
+
+
+def real_lengths() -> np.ndarray:
+    if SHARED_CSV.is_file():
+        with SHARED_CSV.open(newline="") as handle:
+            rows = csv.DictReader(handle)
+            lengths = [len(ast.literal_eval(r["history_item_id"])) for r in rows]
+        return np.minimum(np.array(lengths), MAX_LENGTH)
+    print(f"(no {SHARED_CSV}: lengths drawn with mean 8.7, max 20)")
+    rng = np.random.default_rng(0)
+    return np.clip(rng.geometric(1 / 4.2, 50_000) + 4, 5, MAX_LENGTH)
+
+
+def batches(lengths: np.ndarray, batch_size: int, steps: int, device: str) -> list[dict]:
+    rng = np.random.default_rng(1)
+    out = []
+    for _ in range(steps):
+        chosen = rng.choice(lengths, batch_size) + 1  # + BOS
+        width = int(chosen.max())
+        ids = torch.zeros(batch_size, width, dtype=torch.long)
+        for row, n in enumerate(chosen):
+            ids[row, :n] = torch.from_numpy(rng.integers(1, N_ITEMS + 1, n))
+        mask = (ids != 0).long()
+        labels = ids.masked_fill(mask == 0, -100)
+        out.append(
+            {
+                k: v.to(device)
+                for k, v in dict(input_ids=ids, attention_mask=mask, labels=labels).items()
+            }
+        )
+    return out
+
+
+def tokens_per_second(
+    model: SASRecForCausalLM, data: list[dict], lean: bool, autocast: bool
+) -> float:
+    device = next(model.parameters()).device.type
+    model.train()
+
+    def step(batch: dict) -> None:
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=autocast):
+            out = model(**batch, return_logits=not lean)
+        out.loss.backward()
+        model.zero_grad(set_to_none=True)
+
+    step(data[0])  # warm-up
+    if device == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    for batch in data[1:]:
+        step(batch)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    real = sum(int(b["attention_mask"].sum()) for b in data[1:])
+    return real / (time.perf_counter() - started)
+
+
+def build(size: dict, variant: str, device: str, attn: str = "sdpa") -> SASRecForCausalLM:
+    torch.manual_seed(0)
+    config = SASRecConfig(
+        variant=variant,
+        vocab_size=N_ITEMS + 4,
+        max_position_embeddings=MAX_LENGTH + 1,
+        hidden_dropout=0.0,
+        **size,
+    )
+    config._attn_implementation = attn
+    return SASRecForCausalLM(config).to(device)
+
+
+def cpu_report(steps: int) -> None:
+    size = vars(PROFILES["cpu"].model).copy()
+    size.pop("variant")
+    data = batches(real_lengths(), 256, steps, "cpu")
+    print(
+        f"CPU profile size {size}, batch 256, {steps - 1} timed steps, {torch.get_num_threads()} threads"
+    )
+    print("| variant | tokens/s, logits at real positions | tokens/s, logits everywhere | ratio |")
+    print("|---|---|---|---|")
+    for variant in VARIANTS:
+        model = build(size, variant, "cpu")
+        lean = tokens_per_second(model, data, lean=True, autocast=False)
+        full = tokens_per_second(model, data, lean=False, autocast=False)
+        print(f"| {variant} | {lean:,.0f} | {full:,.0f} | {lean / full:.2f}x |")
+    sdpa = tokens_per_second(build(size, "sasrec_rope", "cpu", "sdpa"), data, True, False)
+    eager = tokens_per_second(build(size, "sasrec_rope", "cpu", "eager"), data, True, False)
+    print(
+        f"\nsasrec_rope attention: SDPA {sdpa:,.0f} tokens/s, eager {eager:,.0f} tokens/s, ratio {sdpa / eager:.2f}x"
+    )
+
+
+def gpu_report(steps: int) -> None:
+    size = vars(PROFILES["gpu"].model).copy()
+    size.pop("variant")
+    data = batches(real_lengths(), 1024, steps, "cuda")
+    print(f"GPU {torch.cuda.get_device_name()}, original size {size}, bf16 autocast, batch 1024")
+    print("| variant | attention | tokens/s | MFU |")
+    print("|---|---|---|---|")
+    implementations = ["sdpa"]
+    try:
+        import flash_attn  # noqa: F401
+
+        implementations.append("flash_attention_2")
+    except ImportError:
+        print("(flash-attn not installed: SDPA only)")
+    for variant in VARIANTS:
+        for attn in implementations:
+            model = build(size, variant, "cuda", attn)
+            rate = tokens_per_second(model, data, lean=True, autocast=True)
+            config = model.config
+            active = sum(p.numel() for p in model.parameters())
+            if config.is_moe:
+                expert = sum(p.numel() for p in model.model.layers[0].mlp.experts[0].parameters())
+                active -= (
+                    config.num_hidden_layers
+                    * expert
+                    * (config.num_experts - config.num_experts_per_tok)
+                )
+            flops_per_token = 6 * active
+            print(
+                f"| {variant} | {attn} | {rate:,.0f} | {rate * flops_per_token / H200_BF16_DENSE_FLOPS:.1%} |"
+            )
+            del model
+            torch.cuda.empty_cache()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--steps", type=int, default=8)
+    args = parser.parse_args()
+    if args.device == "cuda":
+        gpu_report(args.steps)
+    else:
+        cpu_report(args.steps)
+
+
+if __name__ == "__main__":
+    main()
