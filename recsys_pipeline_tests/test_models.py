@@ -172,7 +172,8 @@ def expected_parameters(variant: str, active: bool = False) -> int:
         experts = ORIGINAL["num_experts_per_tok"] if active else ORIGINAL["num_experts"]
         mlp = experts * 2 * h * ffn + h * ORIGINAL["num_experts"]  # experts + router
     positions = ORIGINAL["max_position_embeddings"] * h if variant == "sasrec" else 0
-    return v * h + positions + layers * (attention + norms + mlp) + h  # tied head; final norm
+    seen_bias = 1
+    return v * h + positions + layers * (attention + norms + mlp) + h + seen_bias  # tied head
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -261,6 +262,30 @@ def test_fused_linear_cross_entropy_matches_autograd():
         assert linear_cross_entropy(hidden, weight, targets).item() == pytest.approx(
             expected.item(), rel=1e-6
         )
+
+
+def test_seen_item_bias_is_learned_the_same_way_on_both_loss_paths():
+    model = tiny_model("sasrec_rope").train()
+    with torch.no_grad():
+        model.seen_bias.fill_(-1.5)
+    ids = torch.tensor([[38, 5, 9, 5, 7, 2], [38, 3, 4, 3, 0, 0]])
+    mask = (ids != 0).long()
+    labels = ids.masked_fill(mask == 0, -100)
+    full = model(input_ids=ids, attention_mask=mask, labels=labels)
+    full.loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    lean = model(input_ids=ids, attention_mask=mask, labels=labels, return_logits=False)
+    lean.loss.backward()
+    assert lean.loss.item() == pytest.approx(full.loss.item(), rel=1e-5)
+    for name, parameter in model.named_parameters():
+        assert torch.allclose(parameter.grad, grads[name], atol=1e-6), name
+    assert model.seen_bias.grad.abs().item() > 0
+    # position 3 (item 5 again): item 5 and 9 are seen, BOS and padding never are
+    logits = full.logits.detach()
+    plain = model.lm_head(model.model(input_ids=ids, attention_mask=mask).last_hidden_state).detach()
+    assert torch.allclose(logits[0, 3, [5, 9]], plain[0, 3, [5, 9]] - 1.5, atol=1e-5)
+    assert torch.allclose(logits[0, 3, [38, 7, 0]], plain[0, 3, [38, 7, 0]], atol=1e-6)
 
 
 def test_a_batch_without_labels_has_zero_loss():
@@ -363,3 +388,21 @@ def test_trl_dpo_trainer_runs_two_steps(tmp_path, variant):
     assert trainer.state.global_step == 2
     assert any(not torch.equal(p, start[n]) for n, p in model.named_parameters())
     assert all(torch.equal(p, start[n]) for n, p in reference.named_parameters())
+
+
+def test_model_scorer_equals_the_forward_logits_at_the_last_position():
+    from recsys_pipeline.histories import Histories
+    from recsys_pipeline.item_vocab import ItemVocab
+    from recsys_pipeline.scoring import model_scorer
+    from recsys_pipeline.training.data import left_padded_inputs
+
+    model = tiny_model("sasrec_rope")
+    with torch.no_grad():
+        model.seen_bias.fill_(-2.0)
+    vocab = ItemVocab(item_ids=np.arange(1, 37))
+    histories = Histories.from_lists([1, 2, 3], [[5, 9, 5, 7], [3], list(range(1, 30))])
+    scores = model_scorer(model, vocab, max_length=8)(histories)
+    ids, mask = left_padded_inputs(histories, vocab, max_length=8)
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=1).logits[:, -1]
+    assert torch.allclose(scores, logits[:, 1:37], atol=1e-5)

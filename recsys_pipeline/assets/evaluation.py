@@ -8,7 +8,7 @@ from recsys_pipeline.assets.vocab import tokenizer
 from recsys_pipeline.evaluation import METRICS_FILE, evaluate_on_test, write_evaluation
 from recsys_pipeline.item_vocab import load_vocab
 from recsys_pipeline.metrics import TOP_K
-from recsys_pipeline.popularity import popularity_scorer
+from recsys_pipeline.baselines import popularity_scorer
 from recsys_pipeline.resources import RecsysStorage
 from recsys_pipeline.split import read_split
 

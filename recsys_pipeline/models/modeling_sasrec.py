@@ -344,6 +344,22 @@ class SASRecModel(SASRecPreTrainedModel):
         )
 
 
+def seen_tokens(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor, config: SASRecConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """For every position p: the tokens at positions <= p, as (batch, seq, seq) indices and a
+    validity mask. Padding, BOS and repeats of a token already listed are invalid, so each seen
+    token counts once."""
+    seq = input_ids.shape[1]
+    index = input_ids.unsqueeze(1).expand(-1, seq, -1)
+    causal = torch.ones(seq, seq, dtype=torch.bool, device=input_ids.device).tril()
+    real = attention_mask.bool() & (input_ids != config.bos_token_id) & (input_ids != config.pad_token_id)
+    earlier = torch.ones(seq, seq, dtype=torch.bool, device=input_ids.device).tril(-1)
+    repeat = ((input_ids.unsqueeze(2) == input_ids.unsqueeze(1)) & earlier).any(dim=2)
+    valid = causal.unsqueeze(0) & (real & ~repeat).unsqueeze(1)
+    return index, valid
+
+
 class SASRecForCausalLM(SASRecPreTrainedModel, GenerationMixin):
     """Next-item prediction over the whole vocabulary, output layer tied to the item embeddings."""
 
@@ -353,7 +369,28 @@ class SASRecForCausalLM(SASRecPreTrainedModel, GenerationMixin):
         super().__init__(config)
         self.model = SASRecModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.seen_bias = nn.Parameter(torch.zeros(1)) if config.seen_item_bias else None
         self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if module is self and self.seen_bias is not None:
+            nn.init.zeros_(self.seen_bias)
+
+    def add_seen_bias(
+        self,
+        logits: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        keep: slice | torch.Tensor = slice(None),
+    ) -> torch.Tensor:
+        """Logits (batch, kept positions, vocab) plus the learned bias on every seen token."""
+        if self.seen_bias is None:
+            return logits
+        index, valid = seen_tokens(input_ids, attention_mask, self.config)
+        index, valid = index[:, keep], valid[:, keep]
+        shift = self.seen_bias.to(logits.dtype) * valid
+        return logits + torch.zeros_like(logits).scatter_add(2, index, shift)
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.model.embed_tokens
@@ -396,12 +433,14 @@ class SASRecForCausalLM(SASRecPreTrainedModel, GenerationMixin):
             **kwargs,
         )
         hidden = outputs.last_hidden_state
+        if attention_mask is None:
+            attention_mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
         logits = None
         if return_logits:
-            keep = (
-                slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
-            )
+            keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
             logits = self.lm_head(hidden[:, keep, :])
+            if input_ids is not None:
+                logits = self.add_seen_bias(logits, input_ids, attention_mask, keep)
 
         loss = None
         if labels is not None:
@@ -413,8 +452,12 @@ class SASRecForCausalLM(SASRecPreTrainedModel, GenerationMixin):
                 loss = F.cross_entropy(logits[:, :-1][labelled].float(), targets[labelled])
             else:
                 # only the labelled positions go through the ~vocab-wide output layer
+                seen = None
+                if self.seen_bias is not None and input_ids is not None:
+                    index, valid = seen_tokens(input_ids, attention_mask, self.config)
+                    seen = (index[:, :-1][labelled], valid[:, :-1][labelled], self.seen_bias)
                 loss = linear_cross_entropy(
-                    hidden[:, :-1][labelled], self.lm_head.weight, targets[labelled]
+                    hidden[:, :-1][labelled], self.lm_head.weight, targets[labelled], seen=seen
                 )
 
         aux_loss = expert_load = None

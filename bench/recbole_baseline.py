@@ -1,0 +1,163 @@
+"""Benchmark: our served model against RecBole 1.2.1 SASRec on exactly the same split.
+
+1. Builds our leave-one-out split of the real data with the pipeline's own functions.
+2. Writes it as RecBole atomic files (train = every prefix of each training part, valid/test =
+   one row per user) and the expected rows; RecBole's runner checks its split equals ours.
+3. Installs RecBole in its own virtual environment (bench/.recbole-venv, pins below) and trains
+   SASRec (CE loss, 64 wide, 2 layers, 2 heads, max length 20, early stop on valid NDCG@10).
+   The result is cached in bench/results/recbole_sasrec.json (--rerun-recbole to redo it).
+4. Trains our model with the CPU profile (the same size) through the pipeline's training code.
+5. Prints test HR/NDCG/MRR@10 side by side (+ popularity and last-item transitions), the NDCG
+   ratio, and training throughput of both in real input tokens/s and next-item targets/s.
+
+    .venv/bin/python bench/recbole_baseline.py [--rerun-recbole] [--recbole-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+SHARED_CSV = REPO.parent / "shared" / "data" / "amazon-games" / "sequences.csv"
+VENV = BENCH / ".recbole-venv"
+RESULTS = BENCH / "results"
+RECBOLE_PINS = [
+    "recbole==1.2.1",
+    "numpy<2",
+    "pandas<2.2",
+    "scipy<1.13",
+    "setuptools>=77.0.3,<81",
+]
+MAX_LENGTH = 20
+
+
+def ensure_recbole_venv() -> Path:
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        pip = [str(python), "-m", "pip", "install", "--quiet"]
+        subprocess.run([*pip, "--upgrade", "pip"], check=True)
+        subprocess.run([*pip, "torch==2.13.0"], check=True)  # the CPU wheel on disk, first
+        subprocess.run([*pip, *RECBOLE_PINS], check=True)
+    return python
+
+
+def write_atomic_files(split, folder: Path) -> Path:
+    """RecBole's pre-split sequential format; returns the expected valid/test rows as JSON."""
+    folder.mkdir(parents=True, exist_ok=True)
+    header = "user_id:token\titem_id_list:token_seq\titem_id:token\n"
+
+    def line(user: int, history: list[int], target: int) -> str:
+        return f"{user}\t{' '.join(map(str, history[-MAX_LENGTH:]))}\t{target}\n"
+
+    expected: dict[str, dict] = {"valid": {}, "test": {}}
+    with (folder / "games.train.inter").open("w") as train_file:
+        train_file.write(header)
+        for row, user in enumerate(split.full.user_ids.tolist()):
+            items = split.train[row].tolist()
+            for end in range(1, len(items)):
+                train_file.write(line(user, items[:end], items[end]))
+    for stage, targets in (("valid", split.valid_target), ("test", split.test_target)):
+        inputs = split.inputs_for(stage)
+        with (folder / f"games.{stage}.inter").open("w") as handle:
+            handle.write(header)
+            for row, user in enumerate(split.full.user_ids.tolist()):
+                if targets[row] < 0:
+                    continue
+                history = inputs[row].tolist()
+                handle.write(line(user, history, int(targets[row])))
+                expected[stage][str(user)] = [
+                    [str(i) for i in history[-MAX_LENGTH:]],
+                    str(int(targets[row])),
+                ]
+    path = folder.parent / "expected_split.json"
+    path.write_text(json.dumps(expected))
+    return path
+
+
+def run_recbole(split, rerun: bool) -> dict:
+    out = RESULTS / "recbole_sasrec.json"
+    if out.exists() and not rerun:
+        return json.loads(out.read_text())
+    python = ensure_recbole_venv()
+    data = RESULTS / "recbole_data"
+    expected = write_atomic_files(split, data / "games")
+    subprocess.run(
+        [str(python), str(BENCH / "recbole_runner.py"), str(data), str(expected), str(out)],
+        check=True,
+        cwd=RESULTS,
+    )
+    return json.loads(out.read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rerun-recbole", action="store_true")
+    parser.add_argument("--recbole-only", action="store_true")
+    args = parser.parse_args()
+    if not SHARED_CSV.is_file():
+        sys.exit(f"needs the real data at {SHARED_CSV}")
+    sys.path.insert(0, str(REPO))
+    from recsys_pipeline.baselines import popularity_scorer, transition_scorer
+    from recsys_pipeline.evaluation import evaluate_on_test
+    from recsys_pipeline.item_vocab import ItemVocab
+    from recsys_pipeline.raw_input import parse_sequences_csv
+    from recsys_pipeline.split import Split
+
+    RESULTS.mkdir(exist_ok=True)
+    parsed = parse_sequences_csv(SHARED_CSV)
+    split = Split(full=parsed.histories)
+    vocab = ItemVocab(item_ids=np.array(sorted(parsed.titles)))
+    recbole = run_recbole(split, args.rerun_recbole)
+    rows = {
+        name: ranked.metrics()
+        for name, ranked in evaluate_on_test(
+            {
+                "popularity": popularity_scorer(split.train, vocab),
+                "last-item transition": transition_scorer(split.train, vocab),
+            },
+            split,
+            vocab,
+        ).items()
+    }
+    rows["RecBole 1.2.1 SASRec"] = recbole["test"]
+    throughput = {"RecBole 1.2.1 SASRec": recbole}
+    if not args.recbole_only:
+        from recsys_pipeline.bench_support import train_and_evaluate_ours
+
+        ours = train_and_evaluate_ours(split, vocab, parsed.titles)
+        rows["ours (served, CPU profile)"] = ours["test"]
+        throughput["ours (CPU profile)"] = ours
+
+    print("| model | HR@10 | NDCG@10 | MRR@10 |")
+    print("|---|---|---|---|")
+    for name, m in rows.items():
+        print(f"| {name} | {m['hr@10']:.4f} | {m['ndcg@10']:.4f} | {m['mrr@10']:.4f} |")
+    print()
+    print("| trainer | epochs | median s/epoch | input tokens/s | next-item targets/s |")
+    print("|---|---|---|---|---|")
+    for name, t in throughput.items():
+        print(
+            f"| {name} | {t['epochs']} | {t['median_epoch_seconds']:.1f} | "
+            f"{t['input_tokens_per_s']:,.0f} | {t['targets_per_s']:,.0f} |"
+        )
+    if "ours (served, CPU profile)" in rows:
+        ratio = rows["ours (served, CPU profile)"]["ndcg@10"] / recbole["test"]["ndcg@10"]
+        ours = throughput["ours (CPU profile)"]
+        print(f"\ntest NDCG@10 ratio ours / RecBole: {ratio:.2f}x (bar: 1.15x)")
+        print(
+            "training throughput ratio ours / RecBole: "
+            f"{ours['input_tokens_per_s'] / recbole['input_tokens_per_s']:.2f}x input tokens/s, "
+            f"{ours['targets_per_s'] / recbole['targets_per_s']:.2f}x targets/s (bar: 1.5x)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Runs inside RecBole's own virtual environment (see recbole_baseline.py, which writes the
+atomic files and the expected split). Trains RecBole 1.2.1 SASRec (CE loss) on the pre-split
+files, checks that RecBole's validation and test rows are exactly our split, and writes the
+results as JSON.
+
+    python recbole_runner.py DATA_DIR EXPECTED_SPLIT_JSON OUT_JSON
+"""
+
+import json
+import os
+import sys
+import time
+
+# RecBole reloads its own best checkpoint, written earlier in this same run, with torch.load;
+# torch >= 2.6 defaults to weights_only=True, which that pickle does not pass.
+os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+
+from recbole.config import Config  # noqa: E402
+from recbole.data import create_dataset, data_preparation  # noqa: E402
+from recbole.model.sequential_recommender import SASRec  # noqa: E402
+from recbole.trainer import Trainer  # noqa: E402
+from recbole.utils import init_logger, init_seed  # noqa: E402
+
+
+class TimedTrainer(Trainer):
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        self.epoch_seconds = []
+
+    def _train_epoch(self, *args, **kwargs):
+        started = time.perf_counter()
+        result = super()._train_epoch(*args, **kwargs)
+        self.epoch_seconds.append(time.perf_counter() - started)
+        return result
+
+
+def rows(dataset, split):
+    uid, iid = dataset.uid_field, dataset.iid_field
+    users = dataset.id2token(uid, split.dataset.inter_feat[uid].numpy())
+    targets = dataset.id2token(iid, split.dataset.inter_feat[iid].numpy())
+    histories = split.dataset.inter_feat[iid + "_list"].numpy()
+    lengths = split.dataset.inter_feat["item_length"].numpy()
+    return {
+        str(u): [[str(t) for t in dataset.id2token(iid, h[:n])], str(target)]
+        for u, target, h, n in zip(users, targets, histories, lengths)
+    }
+
+
+def main():
+    data_dir, expected_path, out_path = sys.argv[1:4]
+    config = Config(
+        model="SASRec",
+        dataset="games",
+        config_dict={
+            "data_path": data_dir,
+            "benchmark_filename": ["train", "valid", "test"],
+            "load_col": {"inter": ["user_id", "item_id_list", "item_id"]},
+            "alias_of_item_id": ["item_id_list"],
+            "MAX_ITEM_LIST_LENGTH": 20,
+            "loss_type": "CE",
+            "train_neg_sample_args": None,
+            "hidden_size": 64,
+            "inner_size": 256,
+            "n_layers": 2,
+            "n_heads": 2,
+            "hidden_dropout_prob": 0.5,
+            "attn_dropout_prob": 0.5,
+            "hidden_act": "gelu",
+            "layer_norm_eps": 1e-12,
+            "initializer_range": 0.02,
+            "train_batch_size": 512,
+            "eval_batch_size": 4096,
+            "learning_rate": 1e-3,
+            "epochs": 200,
+            "stopping_step": 4,
+            "eval_step": 1,
+            "metrics": ["Hit", "NDCG", "MRR"],
+            "topk": [10],
+            "valid_metric": "NDCG@10",
+            "eval_args": {"mode": "full", "order": "TO"},
+            "device": "cpu",
+            "use_gpu": False,
+            "show_progress": False,
+            "seed": 2020,
+            "reproducibility": True,
+            "checkpoint_dir": os.path.join(data_dir, "saved"),
+        },
+    )
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    dataset = create_dataset(config)
+    train, valid, test = data_preparation(config, dataset)
+
+    expected = json.loads(open(expected_path).read())
+    same_valid = rows(dataset, valid) == expected["valid"]
+    same_test = rows(dataset, test) == expected["test"]
+    if not (same_valid and same_test):
+        sys.exit(f"RecBole's split differs from ours (valid equal: {same_valid}, test equal: {same_test})")
+
+    model = SASRec(config, train.dataset).to(config["device"])
+    trainer = TimedTrainer(config, model)
+    started = time.perf_counter()
+    best_valid, _ = trainer.fit(train, valid, saved=True, show_progress=False)
+    fit_seconds = time.perf_counter() - started
+    test_result = trainer.evaluate(test, load_best_model=True, show_progress=False)
+    lengths = train.dataset.inter_feat["item_length"].numpy()
+    epoch = sorted(trainer.epoch_seconds)[len(trainer.epoch_seconds) // 2]
+    json.dump(
+        {
+            "split_checked": True,
+            "test": {k.lower(): float(v) for k, v in test_result.items()},
+            "best_valid_ndcg@10": float(best_valid),
+            "epochs": len(trainer.epoch_seconds),
+            "fit_seconds": fit_seconds,
+            "median_epoch_seconds": epoch,
+            "train_samples": int(len(lengths)),
+            "input_tokens_per_epoch": int(lengths.sum()),
+            "input_tokens_per_s": float(lengths.sum() / epoch),
+            "targets_per_s": float(len(lengths) / epoch),
+        },
+        open(out_path, "w"),
+        indent=2,
+    )
+
+
+if __name__ == "__main__":
+    main()

