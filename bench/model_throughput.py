@@ -91,6 +91,19 @@ def tokens_per_second(
     return real / (time.perf_counter() - started)
 
 
+def model_size(settings: object) -> dict:
+    names = (
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "head_dim",
+        "intermediate_size",
+    )
+    size = {name: getattr(settings, name) for name in names}
+    size["head_dim"] = size["head_dim"] or settings.hidden_size // settings.num_attention_heads
+    return size
+
+
 def build(size: dict, variant: str, device: str, attn: str = "sdpa") -> SASRecForCausalLM:
     torch.manual_seed(0)
     config = SASRecConfig(
@@ -105,8 +118,7 @@ def build(size: dict, variant: str, device: str, attn: str = "sdpa") -> SASRecFo
 
 
 def cpu_report(steps: int) -> None:
-    size = vars(PROFILES["cpu"].model).copy()
-    size.pop("variant")
+    size = model_size(PROFILES["cpu"].sft)
     data = batches(real_lengths(), 256, steps, "cpu")
     print(
         f"CPU profile size {size}, batch 256, {steps - 1} timed steps, {torch.get_num_threads()} threads"
@@ -126,8 +138,7 @@ def cpu_report(steps: int) -> None:
 
 
 def gpu_report(steps: int) -> None:
-    size = vars(PROFILES["gpu"].model).copy()
-    size.pop("variant")
+    size = model_size(PROFILES["gpu"].sft)
     data = batches(real_lengths(), 1024, steps, "cuda")
     print(f"GPU {torch.cuda.get_device_name()}, original size {size}, bf16 autocast, batch 1024")
     print("| variant | attention | tokens/s | MFU |")

@@ -42,7 +42,7 @@ def rows(dataset, split):
     lengths = split.dataset.inter_feat["item_length"].numpy()
     return {
         str(u): [[str(t) for t in dataset.id2token(iid, h[:n])], str(target)]
-        for u, target, h, n in zip(users, targets, histories, lengths)
+        for u, target, h, n in zip(users, targets, histories, lengths, strict=True)
     }
 
 
@@ -91,11 +91,14 @@ def main():
     dataset = create_dataset(config)
     train, valid, test = data_preparation(config, dataset)
 
-    expected = json.loads(open(expected_path).read())
+    with open(expected_path) as handle:
+        expected = json.load(handle)
     same_valid = rows(dataset, valid) == expected["valid"]
     same_test = rows(dataset, test) == expected["test"]
     if not (same_valid and same_test):
-        sys.exit(f"RecBole's split differs from ours (valid equal: {same_valid}, test equal: {same_test})")
+        sys.exit(
+            f"RecBole's split differs from ours (valid equal: {same_valid}, test equal: {same_test})"
+        )
 
     model = SASRec(config, train.dataset).to(config["device"])
     trainer = TimedTrainer(config, model)
@@ -105,22 +108,23 @@ def main():
     test_result = trainer.evaluate(test, load_best_model=True, show_progress=False)
     lengths = train.dataset.inter_feat["item_length"].numpy()
     epoch = sorted(trainer.epoch_seconds)[len(trainer.epoch_seconds) // 2]
-    json.dump(
-        {
-            "split_checked": True,
-            "test": {k.lower(): float(v) for k, v in test_result.items()},
-            "best_valid_ndcg@10": float(best_valid),
-            "epochs": len(trainer.epoch_seconds),
-            "fit_seconds": fit_seconds,
-            "median_epoch_seconds": epoch,
-            "train_samples": int(len(lengths)),
-            "input_tokens_per_epoch": int(lengths.sum()),
-            "input_tokens_per_s": float(lengths.sum() / epoch),
-            "targets_per_s": float(len(lengths) / epoch),
-        },
-        open(out_path, "w"),
-        indent=2,
-    )
+    with open(out_path, "w") as handle:
+        json.dump(
+            {
+                "split_checked": True,
+                "test": {k.lower(): float(v) for k, v in test_result.items()},
+                "best_valid_ndcg@10": float(best_valid),
+                "epochs": len(trainer.epoch_seconds),
+                "fit_seconds": fit_seconds,
+                "median_epoch_seconds": epoch,
+                "train_samples": int(len(lengths)),
+                "input_tokens_per_epoch": int(lengths.sum()),
+                "input_tokens_per_s": float(lengths.sum() / epoch),
+                "targets_per_s": float(len(lengths) / epoch),
+            },
+            handle,
+            indent=2,
+        )
 
 
 if __name__ == "__main__":

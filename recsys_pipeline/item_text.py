@@ -106,12 +106,46 @@ def fit_dimensions(vectors: np.ndarray, dims: int, seed: int = 0) -> FittedVecto
     centered = vectors - vectors.mean(axis=0, keepdims=True)
     if dims <= vectors.shape[1]:
         _, singular, components = np.linalg.svd(centered.astype(np.float64), full_matrices=False)
-        projected = centered @ components[:dims].T
-        explained = float((singular[:dims] ** 2).sum() / (singular**2).sum())
+        kept = min(dims, len(singular))  # a tiny catalog has fewer components than dims
+        projected = np.zeros((len(vectors), dims))
+        projected[:, :kept] = centered @ components[:kept].T
+        total = (singular**2).sum()
+        explained = float((singular[:kept] ** 2).sum() / total) if total > 0 else 1.0
         return FittedVectors(projected.astype(np.float32), explained)
     rng = np.random.default_rng(seed)
     basis, _ = np.linalg.qr(rng.standard_normal((dims, vectors.shape[1])))
     return FittedVectors((centered @ basis.T).astype(np.float32), 1.0)
+
+
+@dataclass(frozen=True)
+class ItemVectors:
+    vectors: np.ndarray  # (n_items, dims), catalog order
+    source: np.ndarray  # SOURCE_* per item
+    raw_dimensions: int
+    explained_variance: float
+
+
+def build_item_vectors(
+    texts: list[str],
+    train: Histories,
+    vocab: ItemVocab,
+    model_name_or_path: str,
+    dims: int,
+    device: str = "cpu",
+    batch_size: int = 256,
+    seed: int = 0,
+) -> ItemVectors:
+    """Encode the usable texts, fill the rest from neighbours, fit to ``dims``."""
+    known = np.array([not is_placeholder(t) for t in texts])
+    raw = np.zeros((vocab.n_items, 1), dtype=np.float32)
+    if known.any():
+        usable = [t for t, k in zip(texts, known, strict=True) if k]
+        encoded = encode_texts(usable, model_name_or_path, device, batch_size)
+        raw = np.zeros((vocab.n_items, encoded.shape[1]), dtype=np.float32)
+        raw[known] = encoded
+    filled = fill_from_neighbours(raw, known, train, vocab, seed=seed)
+    fitted = fit_dimensions(filled.vectors, dims, seed=seed)
+    return ItemVectors(fitted.vectors, filled.source, raw.shape[1], fitted.explained_variance)
 
 
 def write_vectors(folder: Path, vectors: np.ndarray, vocab: ItemVocab, source: np.ndarray) -> None:

@@ -12,19 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from recsys_pipeline.item_text import BUNDLED_MODEL
+from recsys_pipeline.training.config import SFTSettings
+
 ProfileName = Literal["cpu", "gpu"]
-
-
-@dataclass(frozen=True)
-class ModelSize:
-    """SASRec dimensions (the model family's config names)."""
-
-    variant: str
-    hidden_size: int
-    num_hidden_layers: int
-    num_attention_heads: int
-    head_dim: int
-    intermediate_size: int
 
 
 @dataclass(frozen=True)
@@ -35,22 +26,36 @@ class Profile:
     """
 
     name: ProfileName
-    max_history_length: int
-    model: ModelSize
+    sft: SFTSettings  # model size, training, and the max history length models read
+    embedding_model: str
 
 
 PROFILES: dict[str, Profile] = {
     # RecBole's SASRec size (64 wide, 2 layers, 2 heads, inner 256): trains in minutes on 2 cores.
     "cpu": Profile(
         name="cpu",
-        max_history_length=20,
-        model=ModelSize("sasrec", 64, 2, 2, 32, 256),
+        sft=SFTSettings(),
+        embedding_model=BUNDLED_MODEL,
     ),
-    # The original project's size.
+    # The original project's size, in bf16 on one GPU.
     "gpu": Profile(
         name="gpu",
-        max_history_length=20,
-        model=ModelSize("sasrec", 1024, 5, 8, 64, 4096),
+        sft=SFTSettings(
+            hidden_size=1024,
+            num_hidden_layers=5,
+            num_attention_heads=8,
+            head_dim=64,
+            intermediate_size=4096,
+            hidden_dropout=0.3,
+            attention_dropout=0.2,
+            stage1_epochs=2,
+            stage2_epochs=20,
+            learning_rate=1e-3,
+            stage1_learning_rate=1e-3,
+            batch_size=1024,
+            patience=3,
+        ),
+        embedding_model="Qwen/Qwen3-Embedding-0.6B",
     ),
 }
 

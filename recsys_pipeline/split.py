@@ -4,6 +4,7 @@ kept whole as training data."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -18,6 +19,7 @@ from recsys_pipeline.histories import Histories
 MIN_SPLIT_LENGTH = 3
 NO_TARGET = -1
 SPLIT_FILE = "sequences.parquet"
+SETTINGS_FILE = "split.json"
 
 Stage = Literal["valid", "test", "next"]
 
@@ -56,7 +58,8 @@ class Split:
         return self.full
 
 
-def write_split(split: Split, folder: Path) -> None:
+def write_split(split: Split, folder: Path, max_history_length: int) -> None:
+    """The split, and the maximum number of recent items every model reads."""
     valid, test = split.valid_target, split.test_target
     table = pa.table(
         {
@@ -67,6 +70,11 @@ def write_split(split: Split, folder: Path) -> None:
         }
     )
     pq.write_table(table, folder / SPLIT_FILE)
+    (folder / SETTINGS_FILE).write_text(json.dumps({"max_history_length": max_history_length}))
+
+
+def read_max_history_length(folder: Path) -> int:
+    return int(json.loads((folder / SETTINGS_FILE).read_text())["max_history_length"])
 
 
 def read_split(folder: Path) -> Split:

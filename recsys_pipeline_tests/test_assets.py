@@ -140,3 +140,63 @@ def test_popularity_counts_whole_training_parts_including_short_users(tmp_path, 
     # only ever test/validation targets, so they count 0
     assert top[0] == [1, 9, 2, 20, 21, 22, 23, 24, 25, 26] and np.all(np.array(top) == top[0])
     assert read_metrics(tmp_path / "data")["n_users"] == 3
+
+
+FAST_SFT = {"config": {"stage1_epochs": 1, "stage2_epochs": 1}}
+
+
+def test_model_stages_on_tiny_data(tmp_path, tiny_csv, resources_for):
+    result = run_graph(resources_for(tiny_csv), sft_checkpoint=FAST_SFT)
+    assert result.success
+    models = read_metrics(tmp_path / "data")["models"]
+    assert set(models) == {"popularity", "sft"}
+    sft = materialization_metadata(result, "sft_checkpoint")
+    assert sft["variant"] == "sasrec_rope" and sft["parameters"] > 0
+    assert "| stage | epoch |" in sft["epochs"] and sft["curves"].startswith("![")
+    embeddings = materialization_metadata(result, "item_embeddings")
+    assert embeddings["coverage"] == 1.0 and embeddings["dimensions"] == 64
+    assert materialization_metadata(result, "faiss_index")["recall@10"] == 1.0
+    folder = tmp_path / "data" / "artifacts" / "sft_checkpoint"
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "training_report.json"):
+        assert (folder / name).is_file(), name
+    assert list((folder / "tensorboard").rglob("events.out.tfevents.*"))
+    assert not any((tmp_path / "data" / "work" / "sft_checkpoint").iterdir())  # work cleaned up
+
+
+def test_bad_model_config_fails_before_training(tmp_path, tiny_csv, resources_for):
+    resources = resources_for(tiny_csv)
+    run_graph(resources, selection="raw_csv*", sft_checkpoint=FAST_SFT)
+    bad = {"config": {"hidden_size": 65, "num_attention_heads": 2}}
+    result = run_graph(
+        resources, selection="sft_checkpoint", raise_on_error=False, sft_checkpoint=bad
+    )
+    assert "hidden_size=65 is not divisible by num_attention_heads=2" in failure_message(result)
+    assert not any((tmp_path / "data" / "work" / "sft_checkpoint").iterdir())  # no work started
+
+
+def test_embeddings_for_another_catalog_fail_clearly(tmp_path, tiny_csv, resources_for):
+    import numpy as np
+
+    resources = resources_for(tiny_csv)
+    run_graph(resources, selection="raw_csv*", sft_checkpoint=FAST_SFT)
+    vectors = tmp_path / "data" / "artifacts" / "item_embeddings" / "vectors.npy"
+    np.save(vectors, np.load(vectors)[:-3])
+    result = run_graph(
+        resources, selection="sft_checkpoint", raise_on_error=False, sft_checkpoint=FAST_SFT
+    )
+    assert "37 rows for a catalog of 40 items" in failure_message(result)
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt"])
+def test_broken_checkpoint_fails_clearly(tmp_path, tiny_csv, resources_for, damage):
+    resources = resources_for(tiny_csv)
+    run_graph(resources, selection="raw_csv*", sft_checkpoint=FAST_SFT)
+    weights = tmp_path / "data" / "artifacts" / "sft_checkpoint" / "model.safetensors"
+    if damage == "missing":
+        weights.unlink()
+    else:
+        weights.write_bytes(weights.read_bytes()[:100])
+    result = run_graph(resources, selection="faiss_index", raise_on_error=False)
+    expected = "is missing" if damage == "missing" else "corrupt or truncated"
+    message = failure_message(result)
+    assert expected in message and "Re-materialize" in message

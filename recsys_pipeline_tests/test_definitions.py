@@ -9,12 +9,32 @@ import time
 from recsys_pipeline.definitions import defs
 from recsys_pipeline_tests.conftest import REPO
 
-BUILT_SO_FAR = {"raw_csv", "sequences", "tokenizer", "predictions", "evaluation"}
+BUILT_SO_FAR = {
+    "raw_csv",
+    "sequences",
+    "tokenizer",
+    "item_embeddings",
+    "sft_checkpoint",
+    "faiss_index",
+    "predictions",
+    "evaluation",
+}
+TRAINING = {"item_embeddings", "sft_checkpoint"}
 
 
 def test_defs_has_the_fixed_asset_keys():
     keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
     assert keys >= BUILT_SO_FAR
+
+
+def test_training_assets_are_gpu_tagged_and_pooled():
+    for assets_def in defs.assets:
+        for key in assets_def.keys:
+            name = key.to_user_string()
+            tagged = assets_def.op.tags.get("gpu") == "true"
+            assert tagged == (name in TRAINING), name
+            if name in TRAINING:
+                assert assets_def.op.pool == "gpu"
 
 
 def test_defs_loads_fast_without_torch_or_transformers():

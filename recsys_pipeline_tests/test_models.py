@@ -283,7 +283,9 @@ def test_seen_item_bias_is_learned_the_same_way_on_both_loss_paths():
     assert model.seen_bias.grad.abs().item() > 0
     # position 3 (item 5 again): item 5 and 9 are seen, BOS and padding never are
     logits = full.logits.detach()
-    plain = model.lm_head(model.model(input_ids=ids, attention_mask=mask).last_hidden_state).detach()
+    plain = model.lm_head(
+        model.model(input_ids=ids, attention_mask=mask).last_hidden_state
+    ).detach()
     assert torch.allclose(logits[0, 3, [5, 9]], plain[0, 3, [5, 9]] - 1.5, atol=1e-5)
     assert torch.allclose(logits[0, 3, [38, 7, 0]], plain[0, 3, [38, 7, 0]], atol=1e-6)
 

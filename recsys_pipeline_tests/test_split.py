@@ -3,7 +3,13 @@ from __future__ import annotations
 import numpy as np
 
 from recsys_pipeline.histories import Histories
-from recsys_pipeline.split import NO_TARGET, Split, read_split, write_split
+from recsys_pipeline.split import (
+    NO_TARGET,
+    Split,
+    read_max_history_length,
+    read_split,
+    write_split,
+)
 
 
 def sample() -> Histories:
@@ -28,8 +34,9 @@ def test_inputs_for_each_stage():
 
 def test_round_trip_through_parquet(tmp_path):
     split = Split(full=sample())
-    write_split(split, tmp_path)
+    write_split(split, tmp_path, max_history_length=7)
     back = read_split(tmp_path)
+    assert read_max_history_length(tmp_path) == 7
     assert np.array_equal(back.full.items, split.full.items)
     assert np.array_equal(back.full.offsets, split.full.offsets)
     assert np.array_equal(back.full.user_ids, split.full.user_ids)

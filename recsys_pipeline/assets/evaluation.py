@@ -2,33 +2,38 @@
 
 import dagster as dg
 
+from recsys_pipeline.assets._loading import load_model
 from recsys_pipeline.assets._metadata import markdown_table
 from recsys_pipeline.assets.split import sequences
+from recsys_pipeline.assets.training import sft_checkpoint
 from recsys_pipeline.assets.vocab import tokenizer
-from recsys_pipeline.evaluation import METRICS_FILE, evaluate_on_test, write_evaluation
-from recsys_pipeline.item_vocab import load_vocab
 from recsys_pipeline.metrics import TOP_K
-from recsys_pipeline.baselines import popularity_scorer
 from recsys_pipeline.resources import RecsysStorage
-from recsys_pipeline.split import read_split
+
+MODEL_CHECKPOINTS = {"sft": "sft_checkpoint"}
 
 
 class EvaluationConfig(dg.Config):
     exclude_history: bool = False  # rank only items the user does not have yet
 
 
-@dg.asset(group_name="evaluation", kinds={"json"}, deps=[sequences, tokenizer])
+@dg.asset(group_name="evaluation", kinds={"json"}, deps=[sequences, tokenizer, sft_checkpoint])
 def evaluation(config: EvaluationConfig, storage: RecsysStorage) -> dg.MaterializeResult:
     """HR/NDCG/MRR@10 of each model on the test targets, full ranking over all items."""
+    from recsys_pipeline.baselines import popularity_scorer
+    from recsys_pipeline.evaluation import METRICS_FILE, evaluate_on_test, write_evaluation
+    from recsys_pipeline.item_vocab import load_vocab
+    from recsys_pipeline.scoring import model_scorer
+    from recsys_pipeline.split import read_max_history_length, read_split
+
     artifacts = storage.artifacts()
     vocab = load_vocab(artifacts.path("tokenizer"))
     split = read_split(artifacts.path("sequences"))
-    results = evaluate_on_test(
-        {"popularity": popularity_scorer(split.train, vocab)},
-        split,
-        vocab,
-        exclude_history=config.exclude_history,
-    )
+    max_length = read_max_history_length(artifacts.path("sequences"))
+    scorers = {"popularity": popularity_scorer(split.train, vocab)}
+    for name, key in MODEL_CHECKPOINTS.items():
+        scorers[name] = model_scorer(load_model(artifacts.path(key)), vocab, max_length)
+    results = evaluate_on_test(scorers, split, vocab, exclude_history=config.exclude_history)
     with artifacts.writing("evaluation") as folder:
         report = write_evaluation(results, folder)
 

@@ -12,8 +12,9 @@ from recsys_pipeline.split import MIN_SPLIT_LENGTH, Split, read_split, write_spl
 
 
 class SequencesConfig(dg.Config):
-    # Models read at most this many of the most recent items; the split itself keeps everything.
-    max_history_length: int = load_settings().profile.max_history_length
+    # Models read at most this many of the most recent items (recorded in split.json, which
+    # training and serving read); the split itself keeps everything.
+    max_history_length: int = load_settings().profile.sft.max_length
 
 
 @dg.asset(group_name="data", kinds={"parquet"}, deps=[raw_csv])
@@ -22,7 +23,7 @@ def sequences(config: SequencesConfig, storage: RecsysStorage) -> dg.Materialize
     artifacts = storage.artifacts()
     split = Split(full=read_histories(artifacts.path("raw_csv")))
     with artifacts.writing("sequences") as folder:
-        write_split(split, folder)
+        write_split(split, folder, config.max_history_length)
 
     n = config.max_history_length
     too_short = int((~split.splittable).sum())

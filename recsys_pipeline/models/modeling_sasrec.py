@@ -353,7 +353,11 @@ def seen_tokens(
     seq = input_ids.shape[1]
     index = input_ids.unsqueeze(1).expand(-1, seq, -1)
     causal = torch.ones(seq, seq, dtype=torch.bool, device=input_ids.device).tril()
-    real = attention_mask.bool() & (input_ids != config.bos_token_id) & (input_ids != config.pad_token_id)
+    real = (
+        attention_mask.bool()
+        & (input_ids != config.bos_token_id)
+        & (input_ids != config.pad_token_id)
+    )
     earlier = torch.ones(seq, seq, dtype=torch.bool, device=input_ids.device).tril(-1)
     repeat = ((input_ids.unsqueeze(2) == input_ids.unsqueeze(1)) & earlier).any(dim=2)
     valid = causal.unsqueeze(0) & (real & ~repeat).unsqueeze(1)
@@ -437,7 +441,9 @@ class SASRecForCausalLM(SASRecPreTrainedModel, GenerationMixin):
             attention_mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
         logits = None
         if return_logits:
-            keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+            keep = (
+                slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+            )
             logits = self.lm_head(hidden[:, keep, :])
             if input_ids is not None:
                 logits = self.add_seen_bias(logits, input_ids, attention_mask, keep)

@@ -87,8 +87,10 @@ def left_padded_inputs(
     width = int(lengths.max()) if len(lengths) else 1
     input_ids = np.full((len(recent), width), vocab.pad_token_id, dtype=np.int64)
     rows = np.repeat(np.arange(len(recent)), recent.lengths)
-    columns = width - np.repeat(recent.lengths, recent.lengths) + (
-        np.arange(len(recent.items)) - np.repeat(recent.offsets[:-1], recent.lengths)
+    columns = (
+        width
+        - np.repeat(recent.lengths, recent.lengths)
+        + (np.arange(len(recent.items)) - np.repeat(recent.offsets[:-1], recent.lengths))
     )
     input_ids[rows, columns] = vocab.encode(recent.items)
     input_ids[np.arange(len(recent)), width - lengths] = vocab.bos_token_id

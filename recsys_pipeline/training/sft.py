@@ -19,65 +19,27 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers import (
+    EarlyStoppingCallback,
+    PrinterCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
+from transformers.utils import logging as hf_logging
 
 from recsys_pipeline.histories import Histories
 from recsys_pipeline.item_vocab import ItemVocab
 from recsys_pipeline.metrics import TOP_K
-from recsys_pipeline.models.configuration_sasrec import SASRecConfig
 from recsys_pipeline.models.modeling_sasrec import SASRecForCausalLM
 from recsys_pipeline.ranking import rank_users
 from recsys_pipeline.scoring import model_scorer
+from recsys_pipeline.training.config import SFTSettings
 from recsys_pipeline.training.data import WindowDataset, collate, training_windows
 from recsys_pipeline.training.freezing import freeze_rows
 
 STAGE_DONE = "stage_done.json"
 METRIC = f"ndcg@{TOP_K}"
-
-
-@dataclass(frozen=True)
-class SFTSettings:
-    variant: str = "sasrec"
-    hidden_size: int = 64
-    num_hidden_layers: int = 2
-    num_attention_heads: int = 2
-    head_dim: int = 32
-    intermediate_size: int = 256
-    norm_position: str = "pre"
-    hidden_dropout: float = 0.2
-    attention_dropout: float = 0.1
-    max_length: int = 20
-    init: str = "text"  # "text" (item rows from item_embeddings) or "random"
-    init_std: float = 0.02  # text rows are rescaled to this per-dimension standard deviation
-    embedding_lr_scale: float = 1.0  # stage-2 learning rate of the item embeddings, relative
-    stage1_epochs: int = 3
-    stage2_epochs: int = 30
-    stage1_learning_rate: float = 2e-3
-    learning_rate: float = 1e-3
-    batch_size: int = 256
-    warmup_ratio: float = 0.05
-    scheduler: str = "linear"
-    weight_decay: float = 0.01
-    patience: int = 3
-    seed: int = 42
-
-    def model_config(self, vocab: ItemVocab) -> SASRecConfig:
-        return SASRecConfig(
-            variant=self.variant,
-            vocab_size=vocab.vocab_size,
-            hidden_size=self.hidden_size,
-            num_hidden_layers=self.num_hidden_layers,
-            num_attention_heads=self.num_attention_heads,
-            head_dim=self.head_dim,
-            intermediate_size=self.intermediate_size,
-            norm_position=self.norm_position,
-            hidden_dropout=self.hidden_dropout,
-            attention_dropout=self.attention_dropout,
-            max_position_embeddings=self.max_length + 1,
-            pad_token_id=vocab.pad_token_id,
-            bos_token_id=vocab.bos_token_id,
-            eos_token_id=vocab.eos_token_id,
-        )
 
 
 @dataclass
@@ -111,7 +73,9 @@ def device_and_precision() -> tuple[str, bool]:
     return "cpu", False
 
 
-def init_item_rows(model: SASRecForCausalLM, vocab: ItemVocab, vectors: np.ndarray, std: float) -> None:
+def init_item_rows(
+    model: SASRecForCausalLM, vocab: ItemVocab, vectors: np.ndarray, std: float
+) -> None:
     """Write text vectors (rescaled to ``std`` per dimension) into the item rows."""
     if vectors.shape != (vocab.n_items, model.config.hidden_size):
         raise ValueError(
@@ -151,27 +115,9 @@ class SASRecTrainer(Trainer):
     """HF Trainer with the recommender's loss path and full-ranking validation
     (``eval_dataset`` is a :class:`RankingEvalSet`)."""
 
-    def __init__(self, *args: object, embedding_lr_scale: float = 1.0, **kwargs: object) -> None:
+    def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.eval_seconds = 0.0
-        self.embedding_lr_scale = embedding_lr_scale
-
-    def create_optimizer(self, model: torch.nn.Module | None = None) -> torch.optim.Optimizer:
-        optimizer = super().create_optimizer(model)
-        if self.embedding_lr_scale != 1.0:
-            # the item embeddings get their own, smaller learning rate (text initialisation is
-            # worth keeping); the scheduler scales every group's base rate alike
-            embedding = self.model.get_input_embeddings().weight
-            for group in optimizer.param_groups:
-                group["params"] = [p for p in group["params"] if p is not embedding]
-            optimizer.add_param_group(
-                {
-                    "params": [embedding],
-                    "weight_decay": 0.0,
-                    "lr": self.args.learning_rate * self.embedding_lr_scale,
-                }
-            )
-        return optimizer
 
     def compute_loss(
         self,
@@ -210,7 +156,9 @@ class SASRecTrainer(Trainer):
         self.eval_seconds += time.perf_counter() - started
         metrics["epoch"] = self.state.epoch
         self.log(metrics)
-        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        self.control = self.callback_handler.on_evaluate(
+            self.args, self.state, self.control, metrics
+        )
         return metrics
 
 
@@ -218,8 +166,12 @@ class _Progress(TrainerCallback):
     def __init__(self, log: Callable[[str], None], stage: int) -> None:
         self.log, self.stage = log, stage
 
-    def on_evaluate(self, args: object, state: object, control: object, metrics: dict, **kwargs: object) -> None:
-        shown = ", ".join(f"{k.removeprefix('eval_')} {v:.4f}" for k, v in metrics.items() if k != "epoch")
+    def on_evaluate(
+        self, args: object, state: object, control: object, metrics: dict, **kwargs: object
+    ) -> None:
+        shown = ", ".join(
+            f"{k.removeprefix('eval_')} {v:.4f}" for k, v in metrics.items() if k != "epoch"
+        )
         self.log(f"stage {self.stage}, epoch {metrics.get('epoch', 0):.0f}: {shown}")
 
 
@@ -241,6 +193,7 @@ def train_sft(
 ) -> SFTReport:
     """Train (or resume) both stages in ``work_dir``; save the best model to ``out_dir``."""
     started = time.perf_counter()
+    hf_logging.disable_progress_bar()  # progress goes to `log`, one line per epoch
     if settings.init == "text" and item_vectors is None:
         raise ValueError("init='text' needs item vectors (materialize item_embeddings)")
     device, bf16 = device_and_precision()
@@ -251,9 +204,11 @@ def train_sft(
 
     validation = RankingEvalSet(valid_inputs, valid_targets, vocab, settings.max_length)
 
-    stages = [(1, settings.stage1_epochs, settings.stage1_learning_rate)] if (
-        settings.init == "text" and settings.stage1_epochs > 0
-    ) else []
+    stages = (
+        [(1, settings.stage1_epochs, settings.stage1_learning_rate)]
+        if (settings.init == "text" and settings.stage1_epochs > 0)
+        else []
+    )
     stages.append((2, settings.stage2_epochs, settings.learning_rate))
 
     model_dir: Path | None = None
@@ -312,8 +267,8 @@ def train_sft(
             eval_dataset=validation,
             data_collator=lambda batch: collate(batch, vocab.pad_token_id),
             callbacks=[EarlyStoppingCallback(settings.patience), _Progress(log, stage)],
-            embedding_lr_scale=settings.embedding_lr_scale if stage == 2 else 1.0,
         )
+        trainer.remove_callback(PrinterCallback)
         resume = _latest_checkpoint(stage_dir)
         first_step = 0
         if resume is not None:
@@ -324,7 +279,9 @@ def train_sft(
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         train_seconds += time.perf_counter() - stage_started - trainer.eval_seconds
         steps_per_epoch = math.ceil(len(dataset) / settings.batch_size)
-        trained_windows += (trainer.state.global_step - first_step) * len(dataset) // steps_per_epoch
+        trained_windows += (
+            (trainer.state.global_step - first_step) * len(dataset) // steps_per_epoch
+        )
         if handle is not None:
             handle.remove()
         records = _epoch_records(trainer.state.log_history, stage)
@@ -358,7 +315,9 @@ def _epoch_records(log_history: list[dict], stage: int) -> list[EpochRecord]:
         if "loss" in entry:
             losses.append(entry["loss"])
         if f"eval_{METRIC}" in entry:
-            metrics = {k.removeprefix("eval_"): v for k, v in entry.items() if k.startswith("eval_")}
+            metrics = {
+                k.removeprefix("eval_"): v for k, v in entry.items() if k.startswith("eval_")
+            }
             loss = float(np.mean(losses)) if losses else float("nan")
             records.append(EpochRecord(stage, round(entry["epoch"]), loss, metrics))
             losses = []

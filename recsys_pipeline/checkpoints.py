@@ -1,0 +1,47 @@
+"""Loading a saved model folder, with clear errors for the ways it can be broken."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+WEIGHTS_FILE = "model.safetensors"
+
+
+class CheckpointError(ValueError):
+    pass
+
+
+def check_checkpoint(folder: Path) -> None:
+    """Raise CheckpointError unless ``folder`` holds a readable config and safetensors weights."""
+    from safetensors import safe_open
+
+    folder = Path(folder)
+    config = folder / "config.json"
+    weights = folder / WEIGHTS_FILE
+    if not config.is_file():
+        raise CheckpointError(f"{folder}: no config.json; not a saved model folder")
+    try:
+        json.loads(config.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{config}: unreadable ({exc})") from exc
+    if not weights.is_file():
+        raise CheckpointError(f"{folder}: {WEIGHTS_FILE} is missing (only safetensors are loaded)")
+    try:
+        with safe_open(str(weights), framework="pt") as handle:
+            for name in handle.keys():  # noqa: SIM118 - safe_open has no __iter__
+                handle.get_slice(name)
+    except Exception as exc:  # safetensors raises its own error types for each kind of damage
+        raise CheckpointError(f"{weights}: corrupt or truncated safetensors file ({exc})") from exc
+
+
+def load_checkpoint(folder: Path):  # noqa: ANN201 - a SASRecForCausalLM, imported lazily
+    """The model in ``folder`` (any registered causal LM), in eval mode, from safetensors only."""
+    # (this package's __init__ has registered the model family with the Auto classes)
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    check_checkpoint(folder)
+    model = AutoModelForCausalLM.from_pretrained(str(folder), use_safetensors=True)
+    return model.eval()

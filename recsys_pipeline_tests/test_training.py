@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from transformers import Trainer
+
+from recsys_pipeline.checkpoints import CheckpointError, check_checkpoint, load_checkpoint
+from recsys_pipeline.histories import Histories
+from recsys_pipeline.item_vocab import ItemVocab
+from recsys_pipeline.split import Split
+from recsys_pipeline.training.config import SFTSettings
+from recsys_pipeline.training.data import (
+    IGNORE,
+    WindowDataset,
+    left_padded_inputs,
+    training_windows,
+)
+from recsys_pipeline.training.sft import init_item_rows, train_sft
+from recsys_pipeline_tests.conftest import tiny_rows
+
+VOCAB = ItemVocab(item_ids=np.arange(1, 41))
+TINY = dict(hidden_size=16, num_attention_heads=2, intermediate_size=32, batch_size=16)
+
+
+def tiny_split() -> Split:
+    import json as js
+
+    rows = tiny_rows()
+    return Split(full=Histories.from_lists([r[0] for r in rows], [js.loads(r[1]) for r in rows]))
+
+
+def test_windows_cover_every_training_target_exactly_once():
+    histories = Histories.from_lists([0, 1], [list(range(1, 26)), [3, 4, 5]])
+    dataset = WindowDataset(training_windows(histories, VOCAB, max_length=10))
+    targets = []
+    for i in range(len(dataset)):
+        example = dataset[i]
+        assert example["input_ids"][0] == VOCAB.bos_token_id and len(example["input_ids"]) <= 11
+        targets += [int(t) for t in example["labels"] if t != IGNORE]
+    assert sorted(targets) == sorted(list(range(1, 26)) + [3, 4, 5])
+    assert dataset.targets() == 28
+
+
+def test_left_padded_inputs_keep_the_most_recent_items_after_bos():
+    ids, mask = left_padded_inputs(Histories.from_lists([0, 1], [[1, 2, 3, 4], [7]]), VOCAB, 3)
+    bos = VOCAB.bos_token_id
+    assert ids.tolist() == [[bos, 2, 3, 4], [0, 0, bos, 7]]
+    assert mask.tolist() == [[1, 1, 1, 1], [0, 0, 1, 1]]
+
+
+def run_tiny_sft(tmp_path, settings: SFTSettings, vectors=None):
+    split = tiny_split()
+    has = split.splittable
+    return train_sft(
+        split.train,
+        split.inputs_for("valid").rows_where(has),
+        split.valid_target[has],
+        VOCAB,
+        settings,
+        tmp_path / "work",
+        tmp_path / "out",
+        vectors,
+        log=lambda _: None,
+    )
+
+
+def test_stage1_keeps_the_text_rows_then_stage2_trains_them(tmp_path):
+    vectors = np.random.default_rng(0).standard_normal((40, 16)).astype(np.float32)
+    settings = SFTSettings(**TINY, stage1_epochs=2, stage2_epochs=1, init_std=0.1, patience=5)
+    report = run_tiny_sft(tmp_path, settings, vectors)
+    reference = SASRecModelFactory.with_text_rows(settings, vectors)
+    items = torch.from_numpy(VOCAB.item_token_ids)
+    stage1 = load_checkpoint(tmp_path / "work" / "stage1" / "best").get_input_embeddings().weight
+    final = load_checkpoint(tmp_path / "out").get_input_embeddings().weight
+    assert torch.equal(stage1[items], reference[items])
+    assert not torch.equal(final[items], reference[items])
+    assert [(e.stage, e.epoch) for e in report.epochs] == [(1, 1), (1, 2), (2, 1)]
+    assert set(report.best_metrics) == {"hr@10", "ndcg@10", "mrr@10"}
+    assert report.tokens_per_s > 0 and report.parameters > 0
+
+
+class SASRecModelFactory:
+    @staticmethod
+    def with_text_rows(settings: SFTSettings, vectors: np.ndarray) -> torch.Tensor:
+        from recsys_pipeline.models.modeling_sasrec import SASRecForCausalLM
+
+        model = SASRecForCausalLM(settings.model_config(VOCAB))
+        init_item_rows(model, VOCAB, vectors, settings.init_std)
+        return model.get_input_embeddings().weight.detach()
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
+    settings = SFTSettings(**TINY, init="random", stage2_epochs=3, patience=5)
+    original = Trainer._save_checkpoint
+    saves = []
+
+    def save_then_die(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        saves.append(self.state.global_step)
+        if len(saves) == 2:
+            raise KeyboardInterrupt("simulated kill after the second epoch's checkpoint")
+
+    monkeypatch.setattr(Trainer, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_tiny_sft(tmp_path, settings)
+    killed_at = saves[-1]
+    monkeypatch.setattr(Trainer, "_save_checkpoint", original)
+    report = run_tiny_sft(tmp_path, settings)
+    assert report.resumed_from is not None and report.resumed_from.endswith(
+        f"checkpoint-{killed_at}"
+    )
+    checkpoints = (tmp_path / "work" / "stage2").glob("checkpoint-*")
+    last = max(checkpoints, key=lambda path: int(path.name.removeprefix("checkpoint-")))
+    state = json.loads((last / "trainer_state.json").read_text())
+    assert state["global_step"] == killed_at * 3 // 2  # the step counter went on from the kill
+    assert [e.epoch for e in report.epochs] == [1, 2, 3]
+    assert load_checkpoint(tmp_path / "out").config.variant == settings.variant
+
+
+def test_broken_checkpoints_are_named_clearly(tmp_path):
+    from recsys_pipeline_tests.test_models import tiny_model
+
+    tiny_model("sasrec").save_pretrained(tmp_path / "ok")
+    check_checkpoint(tmp_path / "ok")
+    weights = tmp_path / "ok" / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_checkpoint(tmp_path / "ok")
+    weights.unlink()
+    with pytest.raises(CheckpointError, match="model.safetensors is missing"):
+        load_checkpoint(tmp_path / "ok")
+    with pytest.raises(CheckpointError, match="no config.json"):
+        check_checkpoint(tmp_path)
+
+
+def test_settings_validation():
+    with pytest.raises(ValueError, match="not divisible"):
+        SFTSettings(hidden_size=65, num_attention_heads=2)
+    with pytest.raises(ValueError, match="init="):
+        SFTSettings(init="pretrained")
