@@ -59,7 +59,6 @@ def train_and_test(
             Path(tmp) / "out",
             vectors,
             log=lambda line: print("   ", line, flush=True),
-            **model_overrides,
         )
         model = load_checkpoint(Path(tmp) / "out")
         test = evaluate_on_test(

@@ -33,15 +33,11 @@ def main() -> None:
     vectors = title_vectors(split, vocab, titles, BASE.hidden_size)
     results = {}
     for name in args.rows:
-        changes = dict(ROWS[name])
-        overrides = (
-            {"seen_item_bias": changes.pop("seen_item_bias")} if "seen_item_bias" in changes else {}
-        )
-        settings = cpu_settings(**changes)
+        settings = cpu_settings(**ROWS[name])
         print(f"== {name}", flush=True)
         started = time.perf_counter()
         results[name] = train_and_test(
-            split, vocab, vectors if settings.init == "text" else None, settings, **overrides
+            split, vocab, vectors if settings.init == "text" else None, settings
         )
         results[name]["minutes"] = (time.perf_counter() - started) / 60
     print(

@@ -130,9 +130,12 @@ def main() -> None:
     rows["RecBole 1.2.1 SASRec"] = recbole["test"]
     throughput = {"RecBole 1.2.1 SASRec": recbole}
     if not args.recbole_only:
-        from recsys_pipeline.bench_support import train_and_evaluate_ours
+        from _common import cpu_settings, title_vectors, train_and_test
 
-        ours = train_and_evaluate_ours(split, vocab, parsed.titles)
+        settings = cpu_settings()
+        titles = [parsed.titles[int(i)] for i in vocab.item_ids]
+        vectors = title_vectors(split, vocab, titles, settings.hidden_size)
+        ours = train_and_test(split, vocab, vectors, settings)
         rows["ours (served, CPU profile)"] = ours["test"]
         throughput["ours (CPU profile)"] = ours
 

@@ -5,11 +5,20 @@ from __future__ import annotations
 
 import dagster as dg
 
-from recsys_pipeline.assets import embeddings, evaluation, ingest, serving, split, training, vocab
+from recsys_pipeline.assets import (
+    embeddings,
+    evaluation,
+    ingest,
+    preference,
+    serving,
+    split,
+    training,
+    vocab,
+)
 from recsys_pipeline.resources import InputSource, RecsysStorage
 from recsys_pipeline.settings import Settings, load_settings
 
-ASSET_MODULES = [ingest, split, vocab, embeddings, training, serving, evaluation]
+ASSET_MODULES = [ingest, split, vocab, embeddings, training, preference, serving, evaluation]
 
 # Steps tagged gpu (the training assets) run one at a time within a run; across runs the
 # instance's `gpu` pool (dagster.yaml) does the same.

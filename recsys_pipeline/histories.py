@@ -66,8 +66,11 @@ class Histories:
 
     def rows_where(self, mask: np.ndarray) -> Histories:
         """The users where ``mask`` is true, in order."""
-        lengths = self.lengths[mask]
-        return self._select(self.offsets[:-1][mask], lengths, self.user_ids[mask])
+        return self.take(np.flatnonzero(mask))
+
+    def take(self, rows: np.ndarray) -> Histories:
+        """The users at ``rows`` (repeats allowed), in that order."""
+        return self._select(self.offsets[:-1][rows], self.lengths[rows], self.user_ids[rows])
 
     def truncated(self, max_length: int) -> Histories:
         """Keep only the most recent ``max_length`` items of each user."""

@@ -4,20 +4,25 @@ import dagster as dg
 
 from recsys_pipeline.assets._loading import load_model
 from recsys_pipeline.assets._metadata import markdown_table
+from recsys_pipeline.assets.preference import dpo_checkpoint
 from recsys_pipeline.assets.split import sequences
 from recsys_pipeline.assets.training import sft_checkpoint
 from recsys_pipeline.assets.vocab import tokenizer
 from recsys_pipeline.metrics import TOP_K
 from recsys_pipeline.resources import RecsysStorage
 
-MODEL_CHECKPOINTS = {"sft": "sft_checkpoint"}
+MODEL_CHECKPOINTS = {"sft": "sft_checkpoint", "dpo": "dpo_checkpoint"}
 
 
 class EvaluationConfig(dg.Config):
     exclude_history: bool = False  # rank only items the user does not have yet
 
 
-@dg.asset(group_name="evaluation", kinds={"json"}, deps=[sequences, tokenizer, sft_checkpoint])
+@dg.asset(
+    group_name="evaluation",
+    kinds={"json"},
+    deps=[sequences, tokenizer, sft_checkpoint, dpo_checkpoint],
+)
 def evaluation(config: EvaluationConfig, storage: RecsysStorage) -> dg.MaterializeResult:
     """HR/NDCG/MRR@10 of each model on the test targets, full ranking over all items."""
     from recsys_pipeline.baselines import popularity_scorer

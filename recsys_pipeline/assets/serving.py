@@ -5,14 +5,13 @@ import numpy as np
 
 from recsys_pipeline.assets._loading import load_model
 from recsys_pipeline.assets._metadata import markdown_table
+from recsys_pipeline.assets.preference import dpo_checkpoint, served_checkpoint
 from recsys_pipeline.assets.split import sequences
-from recsys_pipeline.assets.training import sft_checkpoint
 from recsys_pipeline.assets.vocab import tokenizer
 from recsys_pipeline.metrics import TOP_K
 from recsys_pipeline.resources import RecsysStorage
 
 PREDICTIONS_FILE = "predictions.csv"
-SERVED = "sft_checkpoint"
 
 
 class FaissIndexConfig(dg.Config):
@@ -25,7 +24,7 @@ class FaissIndexConfig(dg.Config):
     recall_sample: int = 2000  # users whose exact top-10 the index is checked against
 
 
-@dg.asset(group_name="serving", kinds={"faiss"}, deps=[sft_checkpoint, tokenizer, sequences])
+@dg.asset(group_name="serving", kinds={"faiss"}, deps=[dpo_checkpoint, tokenizer, sequences])
 def faiss_index(
     context: dg.AssetExecutionContext, config: FaissIndexConfig, storage: RecsysStorage
 ) -> dg.MaterializeResult:
@@ -38,7 +37,8 @@ def faiss_index(
 
     artifacts = storage.artifacts()
     vocab = load_vocab(artifacts.path("tokenizer"))
-    model = load_model(artifacts.path(SERVED))
+    served, folder = served_checkpoint(artifacts)
+    model = load_model(folder)
     items = item_output_vectors(model, vocab).numpy()
     kind = "flat" if vocab.n_items <= config.exact_up_to else config.approximate
     spec = IndexSpec(
@@ -55,17 +55,15 @@ def faiss_index(
     sample = np.sort(
         rng.choice(len(split.full), min(config.recall_sample, len(split.full)), replace=False)
     )
-    mask = np.zeros(len(split.full), dtype=bool)
-    mask[sample] = True
     max_length = read_max_history_length(artifacts.path("sequences"))
-    queries = user_vectors(model, split.full.rows_where(mask), vocab, max_length).numpy()
+    queries = user_vectors(model, split.full.take(sample), vocab, max_length).numpy()
     exact = build_index(items, IndexSpec(kind="flat"))
     recall = recall_at_k(search(index, queries, TOP_K)[1], search(exact, queries, TOP_K)[1])
     info = {
         "kind": kind,
         "items": vocab.n_items,
         "dimensions": int(items.shape[1]),
-        "model": SERVED,
+        "model": served,
         "recall@10": recall,
     }
     with artifacts.writing("faiss_index") as folder:
@@ -80,7 +78,7 @@ class PredictionsConfig(dg.Config):
 
 
 @dg.asset(
-    group_name="serving", kinds={"csv"}, deps=[faiss_index, sft_checkpoint, sequences, tokenizer]
+    group_name="serving", kinds={"csv"}, deps=[faiss_index, dpo_checkpoint, sequences, tokenizer]
 )
 def predictions(
     context: dg.AssetExecutionContext, config: PredictionsConfig, storage: RecsysStorage
@@ -98,8 +96,15 @@ def predictions(
     started = time.perf_counter()
     artifacts = storage.artifacts()
     vocab = load_vocab(artifacts.path("tokenizer"))
-    model = load_model(artifacts.path(SERVED))
+    served, folder = served_checkpoint(artifacts)
+    model = load_model(folder)
     index, info = read_index(artifacts.path("faiss_index"))
+    if info["model"] != served:
+        raise dg.Failure(
+            f"faiss_index was built for {info['model']} but {served} is served now: "
+            "re-materialize faiss_index",
+            allow_retries=False,
+        )
     index = on_gpu(index)
     items = item_output_vectors(model, vocab).numpy()
     max_length = read_max_history_length(artifacts.path("sequences"))
@@ -135,7 +140,7 @@ def predictions(
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(histories),
-            "model": SERVED,
+            "model": served,
             "index": info["kind"],
             "k": TOP_K,
             "exclude_history": config.exclude_history,

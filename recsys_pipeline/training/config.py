@@ -38,6 +38,7 @@ class SFTSettings:
     weight_decay: float = 0.01
     patience: int = 2  # epochs without a better validation NDCG@10 before stopping
     seed: int = 42
+    seen_item_bias: bool = True  # the model's learned penalty on items already in the input
 
     def __post_init__(self) -> None:
         if self.init not in ("text", "random"):
@@ -69,4 +70,27 @@ class SFTSettings:
             pad_token_id=vocab.pad_token_id,
             bos_token_id=vocab.bos_token_id,
             eos_token_id=vocab.eos_token_id,
+            seen_item_bias=self.seen_item_bias,
         )
+
+
+@dataclass(frozen=True)
+class DPOSettings:
+    """DPO from the SFT model (TRL names: beta, loss_type, loss_weights)."""
+
+    beta: float = 0.1
+    loss_type: tuple[str, ...] = ("sigmoid",)
+    loss_weights: tuple[float, ...] | None = None
+    learning_rate: float = 1e-4
+    epochs: float = 1.0
+    batch_size: int = 256
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.0
+    save_steps: int = 100  # checkpoint every this many steps (a killed run resumes there)
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.beta <= 0:
+            raise ValueError("beta must be positive")
+        if self.loss_weights is not None and len(self.loss_weights) != len(self.loss_type):
+            raise ValueError("loss_weights needs one weight per loss_type")

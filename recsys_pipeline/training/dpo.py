@@ -1,0 +1,173 @@
+"""Direct preference optimisation of a trained SASRec model with TRL's DPOTrainer.
+
+The pairs arrive as item token ids in the SFT input shape ([BOS, most recent items] as the
+prompt, one item as each completion), so the trainer skips TRL's text tokenisation, which would
+also append an EOS token the recommender never predicts. The reference model is a frozen copy
+of the SFT model. Checkpoints go to a work folder, so a killed run resumes.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recsys_pipeline.item_vocab import ItemVocab, build_tokenizer
+from recsys_pipeline.preference_pairs import PreferencePairs
+from recsys_pipeline.training.config import DPOSettings
+from recsys_pipeline.training.sft import RankingEvalSet, device_and_precision
+
+
+@dataclass
+class DPOReport:
+    valid_before: dict[str, float]
+    valid_after: dict[str, float]
+    pairs: int = 0
+    steps: int = 0
+    train_seconds: float = 0.0
+    resumed_from: str | None = None
+    history: list[dict] = field(default_factory=list)  # TRL's logged rewards/margins/accuracies
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @property
+    def improved(self) -> bool:
+        return self.valid_after["ndcg@10"] > self.valid_before["ndcg@10"]
+
+
+def pairs_dataset(pairs: PreferencePairs, vocab: ItemVocab) -> object:
+    """TRL's tokenized form: prompt_ids / chosen_ids / rejected_ids."""
+    from datasets import Dataset
+
+    prompts = [
+        [vocab.bos_token_id, *vocab.encode(pairs.prompts[r]).tolist()] for r in range(len(pairs))
+    ]
+    return Dataset.from_dict(
+        {
+            "prompt_ids": prompts,
+            "chosen_ids": [[int(t)] for t in vocab.encode(pairs.chosen)],
+            "rejected_ids": [[int(t)] for t in vocab.encode(pairs.rejected)],
+        }
+    )
+
+
+def build_trainer(
+    model: torch.nn.Module,
+    reference: torch.nn.Module,
+    pairs: PreferencePairs,
+    vocab: ItemVocab,
+    settings: DPOSettings,
+    work_dir: Path,
+) -> object:
+    """TRL's DPOTrainer over item-id pairs; ``reference`` stays frozen."""
+    from transformers import PrinterCallback
+    from trl import DPOConfig, DPOTrainer
+
+    class ItemDPOTrainer(DPOTrainer):
+        def _prepare_dataset(self, dataset: object, *args: object, **kwargs: object) -> object:
+            return dataset  # already token ids in the SFT input shape
+
+    device, bf16 = device_and_precision()
+    args = DPOConfig(
+        output_dir=str(work_dir),
+        num_train_epochs=settings.epochs,
+        per_device_train_batch_size=settings.batch_size,
+        learning_rate=settings.learning_rate,
+        lr_scheduler_type="linear",
+        warmup_steps=settings.warmup_ratio,
+        weight_decay=settings.weight_decay,
+        beta=settings.beta,
+        loss_type=list(settings.loss_type),
+        loss_weights=list(settings.loss_weights) if settings.loss_weights else None,
+        max_length=None,
+        activation_checkpointing=False,
+        bf16=bf16,
+        use_cpu=device == "cpu",
+        report_to=["tensorboard"],
+        logging_steps=20,
+        save_strategy="steps",
+        save_steps=settings.save_steps,
+        save_total_limit=1,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    trainer = ItemDPOTrainer(
+        model=model,
+        ref_model=reference.eval().requires_grad_(False),
+        args=args,
+        train_dataset=pairs_dataset(pairs, vocab),
+        processing_class=build_tokenizer(vocab),
+    )
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def train_dpo(
+    sft_dir: Path,
+    pairs: PreferencePairs,
+    vocab: ItemVocab,
+    validation: RankingEvalSet,
+    settings: DPOSettings,
+    work_dir: Path,
+    out_dir: Path,
+    log: Callable[[str], None] = print,
+) -> DPOReport:
+    """DPO from the SFT model in ``sft_dir`` (also the frozen reference); resumes from the last
+    checkpoint in ``work_dir``; saves the tuned model to ``out_dir``."""
+    from transformers.utils import logging as hf_logging
+
+    from recsys_pipeline.checkpoints import load_checkpoint
+
+    hf_logging.disable_progress_bar()
+    torch.set_num_threads(os.cpu_count() or 1)
+    model = load_checkpoint(sft_dir)
+    report = DPOReport(valid_before=validation.metrics(model), valid_after={}, pairs=len(pairs))
+    log(f"validation before DPO: {_fmt(report.valid_before)}")
+    trainer = build_trainer(model, copy.deepcopy(model), pairs, vocab, settings, work_dir)
+    checkpoints = sorted(work_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    resume = checkpoints[-1] if checkpoints else None
+    if resume is not None:
+        log(f"resuming DPO from {resume}")
+        report.resumed_from = str(resume)
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    report.train_seconds = time.perf_counter() - started
+    report.steps = trainer.state.global_step
+    report.history = [h for h in trainer.state.log_history if "rewards/margins" in h or "loss" in h]
+    model.eval()
+    report.valid_after = validation.metrics(model)
+    log(f"validation after DPO: {_fmt(report.valid_after)}")
+    model.save_pretrained(out_dir)
+    runs = work_dir / "runs"
+    if runs.is_dir():
+        shutil.copytree(runs, out_dir / "tensorboard", dirs_exist_ok=True)
+    return report
+
+
+def reward_summary(history: list[dict]) -> dict[str, float]:
+    """Mean of the last logged reward margin and accuracy (TRL's names)."""
+    last = [h for h in history if "rewards/margins" in h][-3:]
+    if not last:
+        return {}
+    return {
+        "rewards/margins": float(np.mean([h["rewards/margins"] for h in last])),
+        "rewards/accuracies": float(np.mean([h["rewards/accuracies"] for h in last])),
+    }
+
+
+def _fmt(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+
+
+__all__ = ["DPOReport", "pairs_dataset", "reward_summary", "train_dpo"]
