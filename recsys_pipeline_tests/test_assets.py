@@ -200,3 +200,37 @@ def test_broken_checkpoint_fails_clearly(tmp_path, tiny_csv, resources_for, dama
     expected = "is missing" if damage == "missing" else "corrupt or truncated"
     message = failure_message(result)
     assert expected in message and "Re-materialize" in message
+
+
+def test_serve_best_keeps_sft_when_dpo_is_worse(tmp_path, tiny_csv, resources_for):
+    harmful = {
+        "config": {"learning_rate": 0.5, "epochs": 3, "batch_size": 8, "serve_model": "best"}
+    }
+    result = run_graph(resources_for(tiny_csv), sft_checkpoint=FAST_SFT, dpo_checkpoint=harmful)
+    assert result.success  # a worse DPO model warns, it does not stop the pipeline
+    dpo = materialization_metadata(result, "dpo_checkpoint")
+    assert dpo["valid_after/ndcg@10"] < dpo["valid_before/ndcg@10"]
+    assert dpo["served"] == "sft"
+    assert check_results(result)["dpo_improves_on_sft"] is False
+    assert materialization_metadata(result, "faiss_index")["model"] == "sft"
+    assert materialization_metadata(result, "predictions")["model"] == "sft"
+    assert set(read_metrics(tmp_path / "data")["models"]) == {"popularity", "sft", "dpo"}
+
+
+def test_serve_model_can_be_forced(tmp_path, tiny_csv, resources_for):
+    forced = {"config": {"serve_model": "dpo"}}
+    result = run_graph(resources_for(tiny_csv), sft_checkpoint=FAST_SFT, dpo_checkpoint=forced)
+    assert materialization_metadata(result, "predictions")["model"] == "dpo"
+
+
+def test_a_bad_pairs_file_fails_dpo_clearly(tmp_path, tiny_csv, resources_for):
+    import pyarrow.parquet as pq
+
+    resources = resources_for(tiny_csv)
+    run_graph(resources, selection="raw_csv*", sft_checkpoint=FAST_SFT)
+    path = tmp_path / "data" / "artifacts" / "dpo_pairs" / "pairs.parquet"
+    table = pq.read_table(path).to_pandas()
+    table.loc[0, "rejected_item_id"] = table.loc[0, "chosen_item_id"]
+    table.to_parquet(path)
+    result = run_graph(resources, selection="dpo_checkpoint", raise_on_error=False)
+    assert "row 0, field 'rejected_item_id': equals chosen_item_id" in failure_message(result)

@@ -47,3 +47,43 @@ def test_materialize_raw_csv_plus_from_the_cli(tmp_path, tiny_csv):
         "tokenizer",
     }
     assert (artifacts / "tokenizer" / "tokenizer.json").is_file()
+
+
+def test_dpo_checkpoint_plus_rebuilds_exactly_the_served_side(tmp_path, tiny_csv):
+    from recsys_pipeline.resources import InputSource, RecsysStorage
+    from recsys_pipeline_tests.helpers import run_graph
+
+    data = tmp_path / "data"
+    fast = {"config": {"stage1_epochs": 1, "stage2_epochs": 1}}
+    run_graph(
+        {
+            "storage": RecsysStorage(data_dir=str(data)),
+            "input_source": InputSource(raw_csv=str(tiny_csv), offline=True),
+        },
+        sft_checkpoint=fast,
+    )
+    artifacts = data / "artifacts"
+    before = {p.name: p.resolve() for p in artifacts.iterdir() if not p.name.startswith(".")}
+    env = {
+        **os.environ,
+        "RECSYS_DATA_DIR": str(data),
+        "RECSYS_RAW_CSV": str(tiny_csv),
+        "RECSYS_PROFILE": "cpu",
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+        "PYTHONPATH": str(REPO),
+    }
+    (tmp_path / "dagster_home").mkdir()
+    done = dagster_cli(
+        "asset",
+        "materialize",
+        "-m",
+        "recsys_pipeline.definitions",
+        "--select",
+        "dpo_checkpoint+",
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    after = {p.name: p.resolve() for p in artifacts.iterdir() if not p.name.startswith(".")}
+    rebuilt = {name for name in after if after[name] != before.get(name)}
+    assert rebuilt == {"dpo_checkpoint", "faiss_index", "predictions", "evaluation"}
