@@ -13,6 +13,10 @@ SHARED_CSV := $(wildcard $(CURDIR)/../shared/data/amazon-games/sequences.csv)
 ifeq ($(RECSYS_RAW_CSV)$(wildcard $(DATA_DIR)/raw/sequences.csv),)
 export RECSYS_RAW_CSV := $(SHARED_CSV)
 endif
+SHARED_STEAM := $(wildcard $(CURDIR)/../shared/data/steam/steam.csv)
+ifeq ($(RECSYS_STEAM_CSV)$(wildcard $(DATA_DIR)/raw/steam.csv),)
+export RECSYS_STEAM_CSV := $(SHARED_STEAM)
+endif
 
 .PHONY: setup run test test-fast ui bench lint clean
 

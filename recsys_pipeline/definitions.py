@@ -7,6 +7,7 @@ import dagster as dg
 
 from recsys_pipeline.assets import (
     embeddings,
+    enrichment,
     evaluation,
     ingest,
     preference,
@@ -15,10 +16,26 @@ from recsys_pipeline.assets import (
     training,
     vocab,
 )
-from recsys_pipeline.resources import InputSource, RecsysStorage
+from recsys_pipeline.resources import (
+    InputSource,
+    LLMService,
+    RecsysStorage,
+    SteamSource,
+    WikipediaAPI,
+)
 from recsys_pipeline.settings import Settings, load_settings
 
-ASSET_MODULES = [ingest, split, vocab, embeddings, training, preference, serving, evaluation]
+ASSET_MODULES = [
+    ingest,
+    split,
+    vocab,
+    enrichment,
+    embeddings,
+    training,
+    preference,
+    serving,
+    evaluation,
+]
 
 # Steps tagged gpu (the training assets) run one at a time within a run; across runs the
 # instance's `gpu` pool (dagster.yaml) does the same.
@@ -33,6 +50,11 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "input_source": InputSource(
             raw_csv=str(settings.raw_csv) if settings.raw_csv else None,
             offline=settings.offline,
+        ),
+        "steam_source": SteamSource(path=str(settings.steam_csv) if settings.steam_csv else None),
+        "wikipedia": WikipediaAPI(contact=settings.contact, offline=settings.offline),
+        "llm": LLMService(
+            base_url=settings.llm_base_url, model=settings.llm_model, offline=settings.offline
         ),
     }
 

@@ -66,6 +66,10 @@ class Settings:
     raw_csv: Path | None  # set only when RECSYS_RAW_CSV names a file explicitly
     profile: Profile
     offline: bool
+    steam_csv: Path | None = None  # RECSYS_STEAM_CSV
+    contact: str | None = None  # RECSYS_CONTACT, for the Wikipedia User-Agent
+    llm_model: str = "gpt-4o-mini"  # RECSYS_LLM_MODEL
+    llm_base_url: str | None = None  # OPENAI_BASE_URL
 
     @property
     def artifacts_dir(self) -> Path:
@@ -95,9 +99,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ValueError(
             f"RECSYS_PROFILE={profile_name!r} is not a profile; use one of {sorted(PROFILES)}"
         )
+    steam_csv = env.get("RECSYS_STEAM_CSV") or None
     return Settings(
         data_dir=data_dir,
         raw_csv=Path(raw_csv).expanduser().resolve() if raw_csv else None,
         profile=PROFILES[profile_name],
         offline=_flag(env.get("RECSYS_OFFLINE")),
+        steam_csv=Path(steam_csv).expanduser().resolve() if steam_csv else None,
+        contact=env.get("RECSYS_CONTACT") or None,
+        llm_model=env.get("RECSYS_LLM_MODEL") or "gpt-4o-mini",
+        llm_base_url=env.get("OPENAI_BASE_URL") or None,
     )

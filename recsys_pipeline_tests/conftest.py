@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from recsys_pipeline.resources import InputSource, RecsysStorage
+from recsys_pipeline.resources import (
+    InputSource,
+    LLMService,
+    RecsysStorage,
+    SteamSource,
+    WikipediaAPI,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -55,12 +61,15 @@ def tiny_csv(tmp_path: Path) -> Path:
 def resources_for(tmp_path: Path):
     """Dagster resources that read ``csv_path`` and write artifacts under tmp_path/data."""
 
-    def build(csv_path: Path | None, **source: object) -> dict[str, object]:
+    def build(csv_path: Path | None, **overrides: object) -> dict[str, object]:
+        """Offline everywhere, no Steam file; ``overrides`` replace whole resources."""
         return {
             "storage": RecsysStorage(data_dir=str(tmp_path / "data")),
-            "input_source": InputSource(
-                raw_csv=str(csv_path) if csv_path else None, offline=True, **source
-            ),
+            "input_source": InputSource(raw_csv=str(csv_path) if csv_path else None, offline=True),
+            "steam_source": SteamSource(),
+            "wikipedia": WikipediaAPI(offline=True),
+            "llm": LLMService(offline=True),
+            **overrides,
         }
 
     return build

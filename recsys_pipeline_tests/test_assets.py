@@ -21,15 +21,18 @@ from recsys_pipeline_tests.helpers import (
 def test_whole_graph_on_tiny_data(tmp_path, tiny_csv, resources_for):
     result = run_graph(resources_for(tiny_csv))
     assert result.success
-    assert check_results(result) == {
+    checks = check_results(result)
+    assert checks == {
         "targets_not_in_training_part": True,
         "split_counts_add_up": True,
         "tokenizer_covers_sequences": True,
+        "pairs_are_valid": True,
+        "dpo_improves_on_sft": checks["dpo_improves_on_sft"],  # a warning, either way
         "predictions_cover_users": True,
     }
     data = tmp_path / "data"
     artifacts = data / "artifacts"
-    for key in ("raw_csv", "sequences", "tokenizer", "predictions", "evaluation"):
+    for key in ("raw_csv", "sequences", "tokenizer", "item_profiles", "predictions", "evaluation"):
         assert (artifacts / key).is_dir(), key
 
     raw = materialization_metadata(result, "raw_csv")
@@ -149,7 +152,7 @@ def test_model_stages_on_tiny_data(tmp_path, tiny_csv, resources_for):
     result = run_graph(resources_for(tiny_csv), sft_checkpoint=FAST_SFT)
     assert result.success
     models = read_metrics(tmp_path / "data")["models"]
-    assert set(models) == {"popularity", "sft"}
+    assert set(models) == {"popularity", "sft", "dpo"}
     sft = materialization_metadata(result, "sft_checkpoint")
     assert sft["variant"] == "sasrec_rope" and sft["parameters"] > 0
     assert "| stage | epoch |" in sft["epochs"] and sft["curves"].startswith("![")

@@ -4,17 +4,18 @@ import dagster as dg
 import numpy as np
 
 from recsys_pipeline.assets._metadata import image
+from recsys_pipeline.assets.enrichment import item_profiles, read_profiles
 from recsys_pipeline.assets.split import sequences
 from recsys_pipeline.assets.vocab import tokenizer
 from recsys_pipeline.resources import RecsysStorage
 from recsys_pipeline.settings import load_settings
 
 _PROFILE = load_settings().profile
-TEXT_SOURCES = ("title",)
+TEXT_SOURCES = ("title", "profile")
 
 
 class ItemEmbeddingsConfig(dg.Config):
-    text: str = "title"  # which text describes an item
+    text: str = "title"  # "title", or "profile" (item_profiles: title + Steam/Wikipedia facts)
     model: str = _PROFILE.embedding_model  # sentence-transformers name or path
     dimensions: int = _PROFILE.sft.hidden_size  # the model's hidden size
     batch_size: int = 256
@@ -24,7 +25,7 @@ class ItemEmbeddingsConfig(dg.Config):
 @dg.asset(
     group_name="model",
     kinds={"numpy", "parquet"},
-    deps=[tokenizer, sequences],
+    deps=[tokenizer, sequences, item_profiles],
     op_tags={"gpu": "true"},
     pool="gpu",
 )
@@ -33,7 +34,7 @@ def item_embeddings(
 ) -> dg.MaterializeResult:
     """Sentence embeddings of each item's text; items without usable text take the mean of their
     co-occurring neighbours (training parts only); PCA to the model's hidden size."""
-    from recsys_pipeline.item_text import build_item_vectors, write_vectors
+    from recsys_pipeline.item_text import build_item_vectors, is_placeholder, write_vectors
     from recsys_pipeline.item_vocab import load_titles, load_vocab
     from recsys_pipeline.plots import scatter_png
     from recsys_pipeline.split import read_split
@@ -44,6 +45,10 @@ def item_embeddings(
     artifacts = storage.artifacts()
     vocab = load_vocab(artifacts.path("tokenizer"))
     texts = load_titles(artifacts.path("tokenizer"))
+    if config.text == "profile":
+        # an item without a usable title keeps no text: its neighbours fill it in
+        profiles = read_profiles(artifacts.path("item_profiles"))
+        texts = ["" if is_placeholder(t) else p for t, p in zip(texts, profiles, strict=True)]
     split = read_split(artifacts.path("sequences"))
     device, _ = device_and_precision()
     context.log.info(f"encoding {len(texts)} item texts with {config.model} on {device}")

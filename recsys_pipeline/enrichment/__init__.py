@@ -1,0 +1,1 @@
+"""Item enrichment: Steam store matches, Wikipedia summaries, LLM-extracted facts, profiles."""

@@ -1,0 +1,181 @@
+"""Steam store games: read either known file format and match catalog items to games.
+
+Formats, detected from the file:
+- the Kaggle "Steam Store Games" CSV (``appid,name,release_date,developer,publisher,platforms,
+  genres,price,...``, lists separated by ``;``);
+- the FronkonGames steam-games-dataset ``games.json`` (an object keyed by app id, with
+  ``name``, ``release_date``, ``price``, ``developers``, ``genres``, ``short_description``, ...).
+
+Matching: an exact match of normalised titles first; otherwise the nearest Steam name by
+cosine similarity of title embeddings (faiss), accepted above a threshold.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from recsys_pipeline.enrichment.titles import normalize_title, strip_platform
+
+COLUMNS = ["appid", "name", "release_year", "price", "developers", "genres", "description"]
+_YEAR = re.compile(r"(19|20)\d\d")
+
+
+class SteamFileError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class SteamGames:
+    games: pd.DataFrame  # COLUMNS; developers/genres are lists
+    format: str  # "kaggle-csv" or "fronkon-json"
+    broken_rows: int
+
+
+def _year(text: object) -> int | None:
+    match = _YEAR.search(str(text or ""))
+    return int(match.group(0)) if match else None
+
+
+def _price(text: object) -> float | None:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def load_steam_games(path: Path) -> SteamGames:
+    """Read a Steam games file; broken rows are skipped and counted."""
+    path = Path(path)
+    if not path.is_file():
+        raise SteamFileError(
+            f"{path}: Steam games file not found; set RECSYS_STEAM_CSV to a Kaggle steam.csv or a "
+            "FronkonGames games.json"
+        )
+    with path.open("rb") as handle:
+        head = handle.read(1024).lstrip(b"\xef\xbb\xbf").lstrip()
+    if head.startswith(b"{"):
+        return _load_fronkon(path)
+    return _load_kaggle_csv(path)
+
+
+def _load_kaggle_csv(path: Path) -> SteamGames:
+    rows, broken = [], 0
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"appid", "name"} - set(reader.fieldnames or [])
+        if missing:
+            raise SteamFileError(f"{path}, line 1: missing column(s) {sorted(missing)}")
+        for row in reader:
+            try:
+                appid = int(row["appid"])
+                name = (row["name"] or "").strip()
+                if not name:
+                    raise ValueError("empty name")
+            except (TypeError, ValueError):
+                broken += 1
+                continue
+            rows.append(
+                (
+                    appid,
+                    name,
+                    _year(row.get("release_date")),
+                    _price(row.get("price")),
+                    [d for d in (row.get("developer") or "").split(";") if d],
+                    [g for g in (row.get("genres") or "").split(";") if g],
+                    None,
+                )
+            )
+    return SteamGames(pd.DataFrame(rows, columns=COLUMNS), "kaggle-csv", broken)
+
+
+def _load_fronkon(path: Path) -> SteamGames:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except ValueError as exc:
+        raise SteamFileError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise SteamFileError(f"{path}: expected an object keyed by app id")
+    rows, broken = [], 0
+    for key, game in data.items():
+        try:
+            appid = int(key)
+            name = str(game["name"]).strip()
+            if not name:
+                raise ValueError("empty name")
+        except (TypeError, ValueError, KeyError):
+            broken += 1
+            continue
+        rows.append(
+            (
+                appid,
+                name,
+                _year(game.get("release_date")),
+                _price(game.get("price")),
+                list(game.get("developers") or []),
+                list(game.get("genres") or []),
+                (game.get("short_description") or game.get("about_the_game") or None),
+            )
+        )
+    return SteamGames(pd.DataFrame(rows, columns=COLUMNS), "fronkon-json", broken)
+
+
+@dataclass(frozen=True)
+class Matches:
+    """Per catalog item: the matched game row (-1: none), similarity and how it matched."""
+
+    game_row: np.ndarray
+    score: np.ndarray
+    kind: np.ndarray  # "exact", "embedding" or "none"
+
+
+def match_items(
+    titles: list[str],
+    games: pd.DataFrame,
+    threshold: float,
+    encode: object,
+) -> Matches:
+    """``encode(texts) -> unit vectors``; exact normalised matches score 1.0."""
+    from recsys_pipeline.retrieval import IndexSpec, build_index, search
+
+    exact_index: dict[str, int] = {}
+    for row, name in enumerate(games["name"].tolist()):
+        exact_index.setdefault(normalize_title(name), row)
+    normalized = [normalize_title(t) for t in titles]
+    game_row = np.array([exact_index.get(n, -1) for n in normalized], dtype=np.int64)
+    score = np.where(game_row >= 0, 1.0, 0.0)
+    kind = np.where(game_row >= 0, "exact", "none").astype(object)
+    rest = np.flatnonzero((game_row < 0) & np.array([bool(n) for n in normalized]))
+    if len(rest) and len(games):
+        game_vectors = encode([strip_platform(n) for n in games["name"].tolist()])
+        item_vectors = encode([strip_platform(titles[i]) for i in rest])
+        similarities, rows = search(build_index(game_vectors, IndexSpec()), item_vectors, 1)
+        accepted = similarities[:, 0] >= threshold
+        game_row[rest[accepted]] = rows[accepted, 0]
+        score[rest] = similarities[:, 0]
+        kind[rest[accepted]] = "embedding"
+    return Matches(game_row, score.astype(np.float32), kind.astype(str))
+
+
+def empty_games() -> SteamGames:
+    return SteamGames(pd.DataFrame([], columns=COLUMNS), "none", 0)
+
+
+def matches_table(item_ids: np.ndarray, games: pd.DataFrame, matches: Matches) -> pd.DataFrame:
+    """One row per item: the match (appid, name, score, how) and the game's facts, or nulls."""
+    rows = matches.game_row
+    picked = games.iloc[np.maximum(rows, 0)].reset_index(drop=True) if len(games) else None
+    table = pd.DataFrame({"item_id": item_ids, "score": matches.score, "match_kind": matches.kind})
+    for column in COLUMNS:
+        values = picked[column].tolist() if picked is not None else [None] * len(rows)
+        table[column] = [v if r >= 0 else None for v, r in zip(values, rows, strict=True)]
+    for column in ("appid", "release_year"):
+        table[column] = pd.array(table[column], dtype="Int64")  # nulls stay nulls in parquet
+    table["price"] = pd.array(table["price"], dtype="Float64")
+    return table.rename(columns={"name": "matched_name"})

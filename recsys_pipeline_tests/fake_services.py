@@ -1,0 +1,162 @@
+"""Loopback fakes speaking the real protocols: the MediaWiki Action API and OpenAI chat
+completions. Behaviour is scripted per request so tests can inject failures."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
+from urllib.parse import parse_qs, urlparse
+
+
+class MediaWikiFake:
+    """pages: title -> extract; redirects: from -> to. ``script`` yields a status per request
+    (200, 429, 500 or "slow") before the normal answer."""
+
+    def __init__(self, pages: dict[str, str], redirects: dict[str, str] | None = None) -> None:
+        self.pages, self.redirects = pages, redirects or {}
+        self.script: list[object] = []
+        self.requests: list[dict] = []
+        self.latency_s = 0.0
+        self.lock = threading.Lock()
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                query = {k: v[0] for k, v in parse_qs(urlparse(self.path).query).items()}
+                with fake.lock:
+                    fake.requests.append({"params": query, "headers": dict(self.headers)})
+                    step = fake.script.pop(0) if fake.script else 200
+                time.sleep(fake.latency_s)
+                if step == "slow":
+                    time.sleep(2.0)
+                    step = 200
+                if step == 429:
+                    return self._send(429, {"error": {"code": "ratelimited"}}, {"Retry-After": "1"})
+                if step == 500:
+                    return self._send(500, {"error": {"code": "internal"}})
+                self._send(200, fake.answer(query["titles"].split("|")))
+
+            def _send(self, status: int, payload: dict, headers: dict | None = None) -> None:
+                body = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(body)  # the client may have given up (a timeout test)
+
+        return Handler
+
+    def answer(self, titles: list[str]) -> dict:
+        """What the real API returns with formatversion=2 (normalized, redirects, pages)."""
+        normalized, redirects, pages = [], [], []
+        for title in titles:
+            name = title[:1].upper() + title[1:]
+            if name != title:
+                normalized.append({"fromencoded": False, "from": title, "to": name})
+            if name in self.redirects:
+                redirects.append({"from": name, "to": self.redirects[name]})
+                name = self.redirects[name]
+            if name in self.pages:
+                pages.append(
+                    {
+                        "pageid": abs(hash(name)) % 10**6,
+                        "ns": 0,
+                        "title": name,
+                        "extract": self.pages[name],
+                    }
+                )
+            else:
+                pages.append({"ns": 0, "title": name, "missing": True})
+        query = {"pages": pages}
+        if normalized:
+            query["normalized"] = normalized
+        if redirects:
+            query["redirects"] = redirects
+        return {"batchcomplete": True, "query": query}
+
+
+class OpenAIFake:
+    """Chat completions. ``respond(user_message) -> (status, content | None, refusal | None)``."""
+
+    def __init__(self, respond: Callable[[str], tuple[int, str | None, str | None]]) -> None:
+        self.respond = respond
+        self.requests: list[dict] = []
+        self.latency_s = 0.0
+        self.lock = threading.Lock()
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length))
+                with fake.lock:
+                    fake.requests.append({"body": body, "headers": dict(self.headers)})
+                time.sleep(fake.latency_s)
+                status, content, refusal = fake.respond(body["messages"][-1]["content"])
+                if status != 200:
+                    payload = {
+                        "error": {
+                            "message": "rate limited" if status == 429 else "error",
+                            "type": "x",
+                        }
+                    }
+                    return self._send(status, payload, {"retry-after-ms": "20"})
+                self._send(
+                    200,
+                    {
+                        "id": "chatcmpl-fake",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": body["model"],
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {
+                                    "role": "assistant",
+                                    "content": content,
+                                    "refusal": refusal,
+                                },
+                                "finish_reason": "stop",
+                            }
+                        ],
+                        "usage": {
+                            "prompt_tokens": 100,
+                            "completion_tokens": 20,
+                            "total_tokens": 120,
+                        },
+                    },
+                )
+
+            def _send(self, status: int, payload: dict, headers: dict | None = None) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(data)  # the client may have given up (a timeout test)
+
+        return Handler
