@@ -49,19 +49,12 @@ def test_materialize_raw_csv_plus_from_the_cli(tmp_path, tiny_csv):
     assert (artifacts / "tokenizer" / "tokenizer.json").is_file()
 
 
-def test_dpo_checkpoint_plus_rebuilds_exactly_the_served_side(tmp_path, tiny_csv):
-    from recsys_pipeline.resources import InputSource, RecsysStorage
+def test_dpo_checkpoint_plus_rebuilds_exactly_the_served_side(tmp_path, tiny_csv, resources_for):
     from recsys_pipeline_tests.helpers import run_graph
 
     data = tmp_path / "data"
     fast = {"config": {"stage1_epochs": 1, "stage2_epochs": 1}}
-    run_graph(
-        {
-            "storage": RecsysStorage(data_dir=str(data)),
-            "input_source": InputSource(raw_csv=str(tiny_csv), offline=True),
-        },
-        sft_checkpoint=fast,
-    )
+    run_graph(resources_for(tiny_csv), sft_checkpoint=fast)
     artifacts = data / "artifacts"
     before = {p.name: p.resolve() for p in artifacts.iterdir() if not p.name.startswith(".")}
     env = {

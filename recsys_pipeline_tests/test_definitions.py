@@ -9,22 +9,26 @@ import time
 from recsys_pipeline.definitions import defs
 from recsys_pipeline_tests.conftest import REPO
 
-BUILT_SO_FAR = {
+FIXED_KEYS = {
     "raw_csv",
     "sequences",
     "tokenizer",
+    "steam_enrichment",
+    "wiki_enrichment",
     "item_embeddings",
     "sft_checkpoint",
+    "dpo_pairs",
+    "dpo_checkpoint",
     "faiss_index",
     "predictions",
     "evaluation",
 }
-TRAINING = {"item_embeddings", "sft_checkpoint"}
+TRAINING = {"item_embeddings", "sft_checkpoint", "dpo_checkpoint"}
 
 
 def test_defs_has_the_fixed_asset_keys():
     keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
-    assert keys >= BUILT_SO_FAR
+    assert keys >= FIXED_KEYS
 
 
 def test_training_assets_are_gpu_tagged_and_pooled():
