@@ -23,7 +23,7 @@ SHOWN = 8
 class SteamEnrichmentConfig(dg.Config):
     # cosine similarity of title embeddings above which a non-exact match is accepted;
     # chosen on a hand-labelled sample (README: "Steam matching")
-    threshold: float = 0.86
+    threshold: float = 0.88
     model: str = load_settings().profile.embedding_model
 
 

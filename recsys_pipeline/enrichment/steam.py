@@ -144,11 +144,25 @@ def match_items(
     """``encode(texts) -> unit vectors``; exact normalised matches score 1.0."""
     from recsys_pipeline.retrieval import IndexSpec, build_index, search
 
-    exact_index: dict[str, int] = {}
+    # Exact matches: the same words with edition words kept, else with them dropped. Among games
+    # that share a key, one whose plain name is the key wins ("Tomb Raider" over "Tomb Raider:
+    # Anniversary Edition" for "Tomb Raider: Definitive Edition").
+    plain: dict[str, int] = {}
+    loose: dict[str, tuple[bool, int]] = {}  # key -> (the game's plain name is the key, row)
     for row, name in enumerate(games["name"].tolist()):
-        exact_index.setdefault(normalize_title(name), row)
+        kept, dropped = normalize_title(name, drop_editions=False), normalize_title(name)
+        plain.setdefault(kept, row)
+        current = loose.get(dropped)
+        if current is None or (kept == dropped and not current[0]):
+            loose[dropped] = (kept == dropped, row)
     normalized = [normalize_title(t) for t in titles]
-    game_row = np.array([exact_index.get(n, -1) for n in normalized], dtype=np.int64)
+    game_row = np.array(
+        [
+            plain.get(normalize_title(t, drop_editions=False), loose.get(n, (False, -1))[1])
+            for t, n in zip(titles, normalized, strict=True)
+        ],
+        dtype=np.int64,
+    )
     score = np.where(game_row >= 0, 1.0, 0.0)
     kind = np.where(game_row >= 0, "exact", "none").astype(object)
     rest = np.flatnonzero((game_row < 0) & np.array([bool(n) for n in normalized]))

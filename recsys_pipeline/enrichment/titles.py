@@ -62,7 +62,6 @@ EDITION_WORDS = (
     "standard",
     "digital",
     "remastered",
-    "anniversary",
     "legendary",
     "platinum hits",
     "greatest hits",
@@ -95,13 +94,14 @@ def strip_platform(title: str) -> str:
     return text
 
 
-def normalize_title(title: str) -> str:
-    """Lower-case words only: entities, accents, platform suffixes, edition words and
-    punctuation removed, so that "Half-Life 2: Game of the Year Edition - PC" and
-    "Half-Life 2" compare equal."""
+def normalize_title(title: str, drop_editions: bool = True) -> str:
+    """Lower-case words only: entities, accents, platform suffixes, edition words (unless
+    ``drop_editions`` is false) and punctuation removed, so that "Half-Life 2: Game of the
+    Year Edition - PC" and "Half-Life 2" compare equal."""
     text = strip_platform(title)
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     text = text.replace("&", " and ").replace("'", "").replace("’", "")
-    text = _EDITION.sub(" ", text)
+    if drop_editions:
+        text = _EDITION.sub(" ", text)
     text = _NON_WORD.sub(" ", text.lower())
     return _SPACES.sub(" ", text).strip()
