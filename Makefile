@@ -26,6 +26,8 @@ $(VENV)/.installed: pyproject.toml
 	# torch first: 2.13.0 is a CPU wheel on disk here; anything else pulls a multi-GB CUDA build
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# dagster-k8s 0.29.27 pins dagster 1.13.27; with --no-deps it runs on 1.13.28 (see pyproject)
+	$(BIN)/pip install --quiet --no-deps dagster-k8s==0.29.27
 	touch $@
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from recsys_pipeline import automation
 from recsys_pipeline.assets import (
     embeddings,
     enrichment,
@@ -16,6 +17,7 @@ from recsys_pipeline.assets import (
     training,
     vocab,
 )
+from recsys_pipeline.compute import build_executor
 from recsys_pipeline.resources import (
     InputSource,
     LLMService,
@@ -36,12 +38,6 @@ ASSET_MODULES = [
     serving,
     evaluation,
 ]
-
-# Steps tagged gpu (the training assets) run one at a time within a run; across runs the
-# instance's `gpu` pool (dagster.yaml) does the same.
-EXECUTOR = dg.multiprocess_executor.configured(
-    {"tag_concurrency_limits": [{"key": "gpu", "value": "true", "limit": 1}]}
-)
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
@@ -65,8 +61,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         assets=all_assets,
         asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
         resources=build_resources(settings),
-        jobs=[dg.define_asset_job("full_pipeline", selection=dg.AssetSelection.all())],
-        executor=EXECUTOR,
+        jobs=[automation.full_pipeline, automation.refresh_input],
+        schedules=[automation.weekly_full_pipeline],
+        sensors=[automation.input_file_changed],
+        executor=build_executor(settings),
     )
 
 

@@ -26,7 +26,7 @@ class PairsFileError(ValueError):
 @dataclass(frozen=True)
 class PreferencePairs:
     user_ids: np.ndarray
-    prompts: Histories  # item ids, most recent <= max_length
+    prompts: Histories  # item ids, the most recent max_length - 1 at most
     chosen: np.ndarray  # item ids
     rejected: np.ndarray  # item ids
     kind: np.ndarray  # hard / easy / random
@@ -47,7 +47,8 @@ def build_pairs(
     exclusions = [vocab.encode(split.full[r]) - 1 for r in rows]
     mined = mine_negatives(vectors, positives, exclusions, settings)
     prompts = train.rows_where(eligible).drop_last(np.ones(len(rows), dtype=np.int64))
-    prompts = prompts.truncated(max_length)
+    # prompt + completion = at most max_length items after BOS: the SFT input shape
+    prompts = prompts.truncated(max_length - 1)
     take = mined.pair_row
     return PreferencePairs(
         user_ids=prompts.user_ids[take],

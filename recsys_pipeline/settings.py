@@ -6,6 +6,7 @@ read from the NVIDIA driver's device files, not from torch.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -61,6 +62,17 @@ PROFILES: dict[str, Profile] = {
 
 
 @dataclass(frozen=True)
+class K8sSettings:
+    """GPU pods for the training steps under RECSYS_EXECUTOR=k8s."""
+
+    gpus: int = 1  # RECSYS_K8S_GPUS
+    node_selector: tuple[tuple[str, str], ...] = (("nvidia.com/gpu.present", "true"),)
+    tolerations: tuple[tuple[tuple[str, str], ...], ...] = (
+        (("key", "nvidia.com/gpu"), ("operator", "Exists"), ("effect", "NoSchedule")),
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path
     raw_csv: Path | None  # set only when RECSYS_RAW_CSV names a file explicitly
@@ -70,6 +82,8 @@ class Settings:
     contact: str | None = None  # RECSYS_CONTACT, for the Wikipedia User-Agent
     llm_model: str = "gpt-4o-mini"  # RECSYS_LLM_MODEL
     llm_base_url: str | None = None  # OPENAI_BASE_URL
+    executor: str = "multiprocess"  # RECSYS_EXECUTOR: multiprocess or k8s
+    k8s: K8sSettings = K8sSettings()
 
     @property
     def artifacts_dir(self) -> Path:
@@ -100,6 +114,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             f"RECSYS_PROFILE={profile_name!r} is not a profile; use one of {sorted(PROFILES)}"
         )
     steam_csv = env.get("RECSYS_STEAM_CSV") or None
+    executor = (env.get("RECSYS_EXECUTOR") or "multiprocess").lower()
+    if executor not in ("multiprocess", "k8s"):
+        raise ValueError(f"RECSYS_EXECUTOR={executor!r}: use 'multiprocess' or 'k8s'")
     return Settings(
         data_dir=data_dir,
         raw_csv=Path(raw_csv).expanduser().resolve() if raw_csv else None,
@@ -109,4 +126,24 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         contact=env.get("RECSYS_CONTACT") or None,
         llm_model=env.get("RECSYS_LLM_MODEL") or "gpt-4o-mini",
         llm_base_url=env.get("OPENAI_BASE_URL") or None,
+        executor=executor,
+        k8s=_k8s_settings(env),
+    )
+
+
+def _k8s_settings(env: Mapping[str, str]) -> K8sSettings:
+    """RECSYS_K8S_GPUS, RECSYS_K8S_NODE_SELECTOR (JSON object), RECSYS_K8S_TOLERATIONS (JSON list)."""
+    default = K8sSettings()
+    selector = (
+        json.loads(env["RECSYS_K8S_NODE_SELECTOR"]) if env.get("RECSYS_K8S_NODE_SELECTOR") else None
+    )
+    tolerations = (
+        json.loads(env["RECSYS_K8S_TOLERATIONS"]) if env.get("RECSYS_K8S_TOLERATIONS") else None
+    )
+    return K8sSettings(
+        gpus=int(env.get("RECSYS_K8S_GPUS") or default.gpus),
+        node_selector=tuple(selector.items()) if selector is not None else default.node_selector,
+        tolerations=tuple(tuple(t.items()) for t in tolerations)
+        if tolerations is not None
+        else default.tolerations,
     )

@@ -7,6 +7,7 @@ from recsys_pipeline.assets._metadata import image
 from recsys_pipeline.assets.enrichment import item_profiles, read_profiles
 from recsys_pipeline.assets.split import sequences
 from recsys_pipeline.assets.vocab import tokenizer
+from recsys_pipeline.compute import TRAINING_TAGS
 from recsys_pipeline.resources import RecsysStorage
 from recsys_pipeline.settings import load_settings
 
@@ -26,7 +27,7 @@ class ItemEmbeddingsConfig(dg.Config):
     group_name="model",
     kinds={"numpy", "parquet"},
     deps=[tokenizer, sequences, item_profiles],
-    op_tags={"gpu": "true"},
+    op_tags=TRAINING_TAGS,
     pool="gpu",
 )
 def item_embeddings(

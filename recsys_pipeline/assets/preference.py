@@ -13,6 +13,7 @@ from recsys_pipeline.assets._metadata import markdown_table
 from recsys_pipeline.assets.split import sequences
 from recsys_pipeline.assets.training import sft_checkpoint, work_dir_for
 from recsys_pipeline.assets.vocab import tokenizer
+from recsys_pipeline.compute import TRAINING_TAGS
 from recsys_pipeline.negatives import MiningSettings
 from recsys_pipeline.resources import RecsysStorage
 from recsys_pipeline.training.config import DPOSettings
@@ -135,7 +136,7 @@ def choose_served(rule: str, sft_ndcg: float, dpo_ndcg: float) -> str:
     group_name="preference",
     kinds={"pytorch", "huggingface"},
     deps=[sft_checkpoint, dpo_pairs, sequences, tokenizer],
-    op_tags={"gpu": "true"},
+    op_tags=TRAINING_TAGS,
     pool="gpu",
 )
 def dpo_checkpoint(

@@ -11,6 +11,7 @@ from recsys_pipeline.assets._metadata import image, markdown_table
 from recsys_pipeline.assets.embeddings import item_embeddings
 from recsys_pipeline.assets.split import sequences
 from recsys_pipeline.assets.vocab import tokenizer
+from recsys_pipeline.compute import TRAINING_TAGS
 from recsys_pipeline.resources import RecsysStorage
 from recsys_pipeline.settings import load_settings
 from recsys_pipeline.training.config import SFTSettings
@@ -61,7 +62,7 @@ def work_dir_for(storage: RecsysStorage, key: str, settings: object, inputs: lis
     group_name="model",
     kinds={"pytorch", "huggingface"},
     deps=[sequences, tokenizer, item_embeddings],
-    op_tags={"gpu": "true"},
+    op_tags=TRAINING_TAGS,
     pool="gpu",
 )
 def sft_checkpoint(

@@ -16,6 +16,10 @@ class InputSource(dg.ConfigurableResource):
     download_attempts: int = 5
     timeout_s: float = 60.0
 
+    def input_path(self, raw_dir: Path) -> Path:
+        """The CSV raw_csv reads when it exists (no download is attempted here)."""
+        return Path(self.raw_csv).resolve() if self.raw_csv else raw_dir / "sequences.csv"
+
     def locate(self, raw_dir: Path) -> InputCsv:
         return locate_input_csv(
             explicit=Path(self.raw_csv).resolve() if self.raw_csv else None,

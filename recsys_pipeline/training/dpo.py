@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
@@ -71,10 +72,18 @@ def build_trainer(
     """TRL's DPOTrainer over item-id pairs; ``reference`` stays frozen."""
     from transformers import PrinterCallback
     from trl import DPOConfig, DPOTrainer
+    from trl.trainer import utils as trl_utils
 
     class ItemDPOTrainer(DPOTrainer):
         def _prepare_dataset(self, dataset: object, *args: object, **kwargs: object) -> object:
             return dataset  # already token ids in the SFT input shape
+
+        def compute_loss(self, *args: object, **kwargs: object) -> object:
+            # Off Triton devices TRL's fused head scores every position of every sequence (fixed
+            # tile shapes for compilers). Nothing is compiled here and each completion is one
+            # item, so score the labelled positions only: measured 6.1 -> 0.5 s a step on CPU.
+            with mock.patch.object(trl_utils, "_use_triton", lambda device: True):
+                return super().compute_loss(*args, **kwargs)
 
     device, bf16 = device_and_precision()
     args = DPOConfig(
