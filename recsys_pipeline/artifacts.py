@@ -50,36 +50,28 @@ class ArtifactStore:
     def writing(self, key: str) -> Iterator[Path]:
         """Yield an empty folder to fill; publish it atomically if the block succeeds."""
         versions = self.root / VERSIONS_DIR / key
-        locks = self.root / LOCKS_DIR
-        try:
+        with _clear_write_errors(key, self.root):
             versions.mkdir(parents=True, exist_ok=True)
-            locks.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            if exc.errno in _WRITE_ERRNOS:
-                raise _write_error(key, self.root, exc) from exc
-            raise
-        lock = FileLock(locks / f"{key}.lock", timeout=self.lock_timeout_s)
-        try:
-            lock.acquire()
-        except Timeout as exc:
-            raise ArtifactError(
-                f"artifact '{key}' is being written by another run (lock {lock.lock_file}); "
-                f"gave up after {self.lock_timeout_s:.0f} s"
-            ) from exc
+            (self.root / LOCKS_DIR).mkdir(parents=True, exist_ok=True)
+            lock = FileLock(self.root / LOCKS_DIR / f"{key}.lock", timeout=self.lock_timeout_s)
+            try:
+                lock.acquire()
+            except Timeout as exc:
+                raise ArtifactError(
+                    f"artifact '{key}' is being written by another run (lock {lock.lock_file}); "
+                    f"gave up after {self.lock_timeout_s:.0f} s"
+                ) from exc
         try:
             stamp = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
             staging = versions / f".tmp-{stamp}"
             try:
-                staging.mkdir()
-                yield staging
-                _fsync_tree(staging)
-                final = versions / stamp
-                staging.rename(final)
-                self._publish(key, final)
-            except OSError as exc:
-                if exc.errno in _WRITE_ERRNOS:
-                    raise _write_error(key, self.root, exc) from exc
-                raise
+                with _clear_write_errors(key, self.root):
+                    staging.mkdir()
+                    yield staging
+                    _fsync_tree(staging)
+                    final = versions / stamp
+                    staging.rename(final)
+                    self._publish(key, final)
             finally:
                 if staging.exists():
                     shutil.rmtree(staging, ignore_errors=True)
@@ -116,12 +108,18 @@ _WRITE_ERRNOS = {
 }
 
 
-def _write_error(key: str, root: Path, exc: OSError) -> ArtifactError:
-    reason = _WRITE_ERRNOS[exc.errno or 0]
-    return ArtifactError(
-        f"could not write artifact '{key}' under {root}: {reason} ({exc.filename or root}); "
-        "the previously published artifact, if any, is unchanged"
-    )
+@contextlib.contextmanager
+def _clear_write_errors(key: str, root: Path) -> Iterator[None]:
+    """A full disk, a read-only or forbidden folder: one clear ArtifactError."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _WRITE_ERRNOS:
+            raise
+        raise ArtifactError(
+            f"could not write artifact '{key}' under {root}: {_WRITE_ERRNOS[exc.errno]} "
+            f"({exc.filename or root}); the previously published artifact, if any, is unchanged"
+        ) from exc
 
 
 def _fsync_dir(path: Path) -> None:
