@@ -3,11 +3,12 @@ that is served (best on the validation targets, unless configured)."""
 
 import json
 import shutil
-from dataclasses import fields
+from dataclasses import asdict, fields
 
 import dagster as dg
 import numpy as np
 
+from recsys_pipeline.assets._launch import run_training
 from recsys_pipeline.assets._loading import load_model
 from recsys_pipeline.assets._metadata import markdown_table
 from recsys_pipeline.assets.split import sequences
@@ -115,6 +116,7 @@ class DPOConfig(dg.Config):
     save_steps: int = _DPO.save_steps
     seed: int = _DPO.seed
     serve_model: str = "best"  # "best" (higher validation NDCG@10), "sft" or "dpo"
+    num_processes: int = 1  # > 1: torchrun data-parallel processes (GPUs, or gloo on CPU)
 
     def settings(self) -> DPOSettings:
         names = {f.name for f in fields(DPOSettings)}
@@ -148,9 +150,7 @@ def dpo_checkpoint(
 
     from recsys_pipeline.item_vocab import load_vocab
     from recsys_pipeline.preference_pairs import PairsFileError, read_pairs
-    from recsys_pipeline.split import read_max_history_length, read_split
-    from recsys_pipeline.training.dpo import reward_summary, train_dpo
-    from recsys_pipeline.training.sft import RankingEvalSet
+    from recsys_pipeline.training.dpo import DPOReport, reward_summary, run_request
 
     artifacts = storage.artifacts()
     inputs = [artifacts.path(k) for k in ("sft_checkpoint", "dpo_pairs", "sequences", "tokenizer")]
@@ -158,22 +158,25 @@ def dpo_checkpoint(
     try:
         settings = config.settings()
         choose_served(config.serve_model, 0.0, 0.0)
-        pairs = read_pairs(inputs[1], vocab)
+        pairs = read_pairs(inputs[1], vocab)  # a bad pairs file fails here, before any work
     except (ValueError, PairsFileError) as exc:
         raise dg.Failure(str(exc), allow_retries=False) from exc
     load_model(inputs[0])  # a broken SFT checkpoint fails here, before any work
-    split = read_split(inputs[2])
-    has = split.splittable
-    validation = RankingEvalSet(
-        split.inputs_for("valid").rows_where(has),
-        split.valid_target[has],
-        vocab,
-        read_max_history_length(inputs[2]),
-    )
     work_dir = work_dir_for(storage, "dpo_checkpoint", settings, inputs)
     with artifacts.writing("dpo_checkpoint") as folder:
-        report = train_dpo(
-            inputs[0], pairs, vocab, validation, settings, work_dir, folder, log=context.log.info
+        request = {
+            "sft_checkpoint": str(inputs[0]),
+            "dpo_pairs": str(inputs[1]),
+            "sequences": str(inputs[2]),
+            "tokenizer": str(inputs[3]),
+            "settings": asdict(settings),
+            "work_dir": str(work_dir),
+            "out_dir": str(folder),
+        }
+        report = DPOReport.from_dict(
+            run_training(
+                context, "recsys_pipeline.training.dpo", request, config.num_processes, run_request
+            )
         )
         AutoTokenizer.from_pretrained(inputs[3]).save_pretrained(folder)
         (folder / "dpo_report.json").write_text(report.to_json())
@@ -202,7 +205,7 @@ def dpo_checkpoint(
             "validation": markdown_table(["model", "HR@10", "NDCG@10", "MRR@10"], rows),
             "valid_before/ndcg@10": report.valid_before["ndcg@10"],
             "valid_after/ndcg@10": report.valid_after["ndcg@10"],
-            "pairs": report.pairs,
+            "pairs": len(pairs),
             "steps": report.steps,
             "train_seconds": report.train_seconds,
             "beta": settings.beta,

@@ -7,6 +7,7 @@ from dataclasses import asdict, fields
 
 import dagster as dg
 
+from recsys_pipeline.assets._launch import run_training
 from recsys_pipeline.assets._metadata import image, markdown_table
 from recsys_pipeline.assets.embeddings import item_embeddings
 from recsys_pipeline.assets.split import sequences
@@ -43,6 +44,7 @@ class SFTConfig(dg.Config):
     weight_decay: float = _SFT.weight_decay
     patience: int = _SFT.patience
     seed: int = _SFT.seed
+    num_processes: int = 1  # > 1: torchrun data-parallel processes (GPUs, or gloo on CPU)
 
     def settings(self, max_length: int) -> SFTSettings:
         """The plain settings; max_length comes from the sequences artifact."""
@@ -75,13 +77,12 @@ def sft_checkpoint(
     from recsys_pipeline.item_text import read_vectors
     from recsys_pipeline.item_vocab import load_vocab
     from recsys_pipeline.plots import curves_png
-    from recsys_pipeline.split import read_max_history_length, read_split
-    from recsys_pipeline.training.sft import train_sft
+    from recsys_pipeline.split import read_max_history_length
+    from recsys_pipeline.training.sft import SFTReport, run_request
 
     artifacts = storage.artifacts()
     inputs = [artifacts.path(k) for k in ("sequences", "tokenizer", "item_embeddings")]
     vocab = load_vocab(inputs[1])
-    split = read_split(inputs[0])
     try:
         settings = config.settings(read_max_history_length(inputs[0]))
         settings.model_config(vocab)  # a bad size fails here, before any work
@@ -95,18 +96,19 @@ def sft_checkpoint(
             allow_retries=False,
         )
     work_dir = work_dir_for(storage, "sft_checkpoint", settings, inputs)
-    has_target = split.splittable
     with artifacts.writing("sft_checkpoint") as folder:
-        report = train_sft(
-            split.train,
-            split.inputs_for("valid").rows_where(has_target),
-            split.valid_target[has_target],
-            vocab,
-            settings,
-            work_dir,
-            folder,
-            vectors,
-            log=context.log.info,
+        request = {
+            "sequences": str(inputs[0]),
+            "tokenizer": str(inputs[1]),
+            "item_embeddings": str(inputs[2]),
+            "settings": asdict(settings),
+            "work_dir": str(work_dir),
+            "out_dir": str(folder),
+        }
+        report = SFTReport.from_dict(
+            run_training(
+                context, "recsys_pipeline.training.sft", request, config.num_processes, run_request
+            )
         )
         AutoTokenizer.from_pretrained(inputs[1]).save_pretrained(folder)
         (folder / "training_report.json").write_text(report.to_json())

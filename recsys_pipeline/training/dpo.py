@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ import torch
 
 from recsys_pipeline.item_vocab import ItemVocab, build_tokenizer
 from recsys_pipeline.preference_pairs import PreferencePairs
+from recsys_pipeline.training import distributed
 from recsys_pipeline.training.config import DPOSettings
 from recsys_pipeline.training.sft import RankingEvalSet, device_and_precision
 
@@ -39,6 +39,10 @@ class DPOReport:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DPOReport:
+        return cls(**data)
 
     @property
     def improved(self) -> bool:
@@ -89,7 +93,8 @@ def build_trainer(
     args = DPOConfig(
         output_dir=str(work_dir),
         num_train_epochs=settings.epochs,
-        per_device_train_batch_size=settings.batch_size,
+        per_device_train_batch_size=max(1, settings.batch_size // distributed.world_size()),
+        ddp_backend=distributed.ddp_backend(device),
         learning_rate=settings.learning_rate,
         lr_scheduler_type="linear",
         warmup_steps=settings.warmup_ratio,
@@ -139,7 +144,7 @@ def train_dpo(
     from recsys_pipeline.checkpoints import load_checkpoint
 
     hf_logging.disable_progress_bar()
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(distributed.threads_per_process())
     model = load_checkpoint(sft_dir)
     report = DPOReport(valid_before=validation.metrics(model), valid_after={}, pairs=len(pairs))
     log(f"validation before DPO: {_fmt(report.valid_before)}")
@@ -157,11 +162,47 @@ def train_dpo(
     model.eval()
     report.valid_after = validation.metrics(model)
     log(f"validation after DPO: {_fmt(report.valid_after)}")
-    model.save_pretrained(out_dir)
-    runs = work_dir / "runs"
-    if runs.is_dir():
-        shutil.copytree(runs, out_dir / "tensorboard", dirs_exist_ok=True)
+    if distributed.is_main():
+        model.save_pretrained(out_dir)
+        runs = work_dir / "runs"
+        if runs.is_dir():
+            shutil.copytree(runs, out_dir / "tensorboard", dirs_exist_ok=True)
     return report
+
+
+def run_request(request: dict, log: Callable[[str], None] = print) -> DPOReport:
+    """DPO from artifact folders named in ``request`` (see assets/preference.py)."""
+    from recsys_pipeline.item_vocab import load_vocab
+    from recsys_pipeline.preference_pairs import read_pairs
+    from recsys_pipeline.split import read_max_history_length, read_split
+
+    vocab = load_vocab(Path(request["tokenizer"]))
+    split = read_split(Path(request["sequences"]))
+    has = split.splittable
+    validation = RankingEvalSet(
+        split.inputs_for("valid").rows_where(has),
+        split.valid_target[has],
+        vocab,
+        read_max_history_length(Path(request["sequences"])),
+    )
+    settings = request["settings"]
+    settings = DPOSettings(
+        **{
+            **settings,
+            "loss_type": tuple(settings["loss_type"]),
+            "loss_weights": tuple(settings["loss_weights"]) if settings["loss_weights"] else None,
+        }
+    )
+    return train_dpo(
+        Path(request["sft_checkpoint"]),
+        read_pairs(Path(request["dpo_pairs"]), vocab),
+        vocab,
+        validation,
+        settings,
+        Path(request["work_dir"]),
+        Path(request["out_dir"]),
+        log=log,
+    )
 
 
 def reward_summary(history: list[dict]) -> dict[str, float]:
@@ -180,3 +221,9 @@ def _fmt(metrics: dict[str, float]) -> str:
 
 
 __all__ = ["DPOReport", "pairs_dataset", "reward_summary", "train_dpo"]
+
+
+if __name__ == "__main__":
+    from recsys_pipeline.training.launch import cli
+
+    cli(run_request)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from recsys_pipeline.metrics import TOP_K
 from recsys_pipeline.models.modeling_sasrec import SASRecForCausalLM
 from recsys_pipeline.ranking import rank_users
 from recsys_pipeline.scoring import model_scorer
+from recsys_pipeline.training import distributed
 from recsys_pipeline.training.config import SFTSettings
 from recsys_pipeline.training.data import WindowDataset, collate, training_windows
 from recsys_pipeline.training.freezing import freeze_rows
@@ -64,6 +64,10 @@ class SFTReport:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SFTReport:
+        return cls(**{**data, "epochs": [EpochRecord(**e) for e in data["epochs"]]})
 
 
 def device_and_precision() -> tuple[str, bool]:
@@ -197,7 +201,7 @@ def train_sft(
     if settings.init == "text" and item_vectors is None:
         raise ValueError("init='text' needs item vectors (materialize item_embeddings)")
     device, bf16 = device_and_precision()
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(distributed.threads_per_process())
     work_dir.mkdir(parents=True, exist_ok=True)
     dataset = WindowDataset(training_windows(train, vocab, settings.max_length))
     report = SFTReport(best_metrics={}, device=device)
@@ -237,7 +241,9 @@ def train_sft(
         args = TrainingArguments(
             output_dir=str(stage_dir),
             num_train_epochs=epochs,
-            per_device_train_batch_size=settings.batch_size,
+            # the global batch stays settings.batch_size whatever the number of processes
+            per_device_train_batch_size=max(1, settings.batch_size // distributed.world_size()),
+            ddp_backend=distributed.ddp_backend(device),
             learning_rate=learning_rate,
             warmup_steps=settings.warmup_ratio,
             lr_scheduler_type=settings.scheduler,
@@ -286,13 +292,16 @@ def train_sft(
             handle.remove()
         records = _epoch_records(trainer.state.log_history, stage)
         report.epochs += records
-        trainer.save_model(str(stage_dir / "best"))
-        done.write_text(json.dumps({"epochs": [asdict(r) for r in records]}))
+        trainer.save_model(str(stage_dir / "best"))  # by the main process only
+        if distributed.is_main():
+            done.write_text(json.dumps({"epochs": [asdict(r) for r in records]}))
+        distributed.barrier()  # every process reads the stage's best model next
         model_dir = stage_dir / "best"
 
     assert model_dir is not None
     best = SASRecForCausalLM.from_pretrained(model_dir)
-    best.save_pretrained(out_dir)
+    if distributed.is_main():
+        best.save_pretrained(out_dir)
     report.best_metrics = max((r.metrics for r in report.epochs), key=lambda m: m[METRIC])
     report.parameters = sum(p.numel() for p in best.parameters())
     report.wall_seconds = time.perf_counter() - started
@@ -304,7 +313,7 @@ def train_sft(
         report.targets_per_s = trained_windows * per_window_targets / train_seconds
     for stage, _, _ in stages:  # the Trainer writes TensorBoard events under <output_dir>/runs
         runs = work_dir / f"stage{stage}" / "runs"
-        if runs.is_dir():
+        if runs.is_dir() and distributed.is_main():
             shutil.copytree(runs, out_dir / "tensorboard" / f"stage{stage}", dirs_exist_ok=True)
     return report
 
@@ -322,3 +331,35 @@ def _epoch_records(log_history: list[dict], stage: int) -> list[EpochRecord]:
             records.append(EpochRecord(stage, round(entry["epoch"]), loss, metrics))
             losses = []
     return records
+
+
+def run_request(request: dict, log: Callable[[str], None] = print) -> SFTReport:
+    """Train from artifact folders named in ``request`` (see assets/training.py)."""
+    from recsys_pipeline.item_text import read_vectors
+    from recsys_pipeline.item_vocab import load_vocab
+    from recsys_pipeline.split import read_split
+
+    settings = SFTSettings(**request["settings"])
+    vocab = load_vocab(Path(request["tokenizer"]))
+    split = read_split(Path(request["sequences"]))
+    vectors = (
+        read_vectors(Path(request["item_embeddings"]), vocab) if settings.init == "text" else None
+    )
+    has = split.splittable
+    return train_sft(
+        split.train,
+        split.inputs_for("valid").rows_where(has),
+        split.valid_target[has],
+        vocab,
+        settings,
+        Path(request["work_dir"]),
+        Path(request["out_dir"]),
+        vectors,
+        log=log,
+    )
+
+
+if __name__ == "__main__":
+    from recsys_pipeline.training.launch import cli
+
+    cli(run_request)

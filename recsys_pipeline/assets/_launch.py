@@ -1,0 +1,40 @@
+"""Starting a training stage: in the step's own process, or as torchrun processes through
+Dagster Pipes (their logs and final report come back into the step)."""
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import dagster as dg
+
+
+def run_training(
+    context: dg.AssetExecutionContext,
+    module: str,
+    request: dict,
+    processes: int,
+    run_in_process: Callable[[dict, Callable[[str], None]], object],
+) -> dict:
+    """The stage's report as a dict; ``module`` runs ``request`` under torchrun when
+    ``processes`` > 1 (gloo on CPU, NCCL on GPUs)."""
+    from recsys_pipeline.training.launch import report_from
+
+    if processes <= 1:
+        return json.loads(run_in_process(request, context.log.info).to_json())
+    path = Path(request["work_dir"]) / "request.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(request))
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    command = [
+        torchrun,
+        "--standalone",
+        f"--nproc_per_node={processes}",
+        "-m",
+        module,
+        "--request",
+        str(path),
+    ]
+    context.log.info(f"launching {' '.join(command)}")
+    invocation = dg.PipesSubprocessClient().run(command=command, context=context)
+    return report_from(invocation.get_custom_messages())
