@@ -39,16 +39,23 @@ def train_and_test(
     vocab: ItemVocab,
     vectors: np.ndarray | None,
     settings: SFTSettings,
-    **model_overrides,
+    dpo: object | None = None,
 ) -> dict:
-    """Train with the pipeline's SFT code; test metrics under the pipeline's protocol."""
+    """Train with the pipeline's SFT code (then DPO, when given settings for it); test metrics
+    under the pipeline's protocol, of the model the pipeline would serve (best on validation)."""
+    from recsys_pipeline.assets.preference import choose_served
     from recsys_pipeline.checkpoints import load_checkpoint
     from recsys_pipeline.evaluation import evaluate_on_test
-    from recsys_pipeline.scoring import model_scorer
-    from recsys_pipeline.training.sft import train_sft
+    from recsys_pipeline.negatives import MiningSettings
+    from recsys_pipeline.preference_pairs import build_pairs
+    from recsys_pipeline.scoring import item_output_vectors, model_scorer
+    from recsys_pipeline.training.dpo import train_dpo
+    from recsys_pipeline.training.sft import RankingEvalSet, train_sft
 
     has = split.splittable
+    log = lambda line: print("   ", line, flush=True)  # noqa: E731
     with tempfile.TemporaryDirectory() as tmp:
+        sft_dir, dpo_dir = Path(tmp) / "sft", Path(tmp) / "dpo"
         report = train_sft(
             split.train,
             split.inputs_for("valid").rows_where(has),
@@ -56,25 +63,49 @@ def train_and_test(
             vocab,
             settings,
             Path(tmp) / "work",
-            Path(tmp) / "out",
+            sft_dir,
             vectors,
-            log=lambda line: print("   ", line, flush=True),
+            log=log,
         )
-        model = load_checkpoint(Path(tmp) / "out")
+        result = {
+            "valid": report.best_metrics,
+            "epochs": len(report.epochs),
+            "median_epoch_seconds": report.train_seconds / max(1, len(report.epochs)),
+            "input_tokens_per_s": report.tokens_per_s,
+            "targets_per_s": report.targets_per_s,
+            "train_seconds": report.train_seconds,
+            "parameters": report.parameters,
+        }
+        served = sft_dir
+        if dpo is not None:
+            sft = load_checkpoint(sft_dir)
+            pairs = build_pairs(
+                split,
+                vocab,
+                item_output_vectors(sft, vocab).numpy(),
+                settings.max_length,
+                MiningSettings(),
+            )
+            validation = RankingEvalSet(
+                split.inputs_for("valid").rows_where(has),
+                split.valid_target[has],
+                vocab,
+                settings.max_length,
+            )
+            dpo_report = train_dpo(
+                sft_dir, pairs, vocab, validation, dpo, Path(tmp) / "dpo-work", dpo_dir, log=log
+            )
+            choice = choose_served(
+                "best", dpo_report.valid_before["ndcg@10"], dpo_report.valid_after["ndcg@10"]
+            )
+            result.update(dpo_valid=dpo_report.valid_after, served=choice)
+            served = dpo_dir if choice == "dpo" else sft_dir
+        model = load_checkpoint(served)
         test = evaluate_on_test(
             {"m": model_scorer(model, vocab, settings.max_length)}, split, vocab
         )
-    epoch_seconds = report.train_seconds / max(1, len(report.epochs))
-    return {
-        "valid": report.best_metrics,
-        "test": test["m"].metrics(),
-        "epochs": len(report.epochs),
-        "median_epoch_seconds": epoch_seconds,
-        "input_tokens_per_s": report.tokens_per_s,
-        "targets_per_s": report.targets_per_s,
-        "train_seconds": report.train_seconds,
-        "parameters": report.parameters,
-    }
+        result["test"] = test["m"].metrics()
+    return result
 
 
 def cpu_settings(**changes: object) -> SFTSettings:
