@@ -12,6 +12,26 @@ from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
 
+class JsonHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1, quiet, and one way to answer with JSON."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def send_json(self, status: int, payload: dict, headers: dict | None = None) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.wfile.write(body)  # the client may have given up (a timeout test)
+
+
 class MediaWikiFake:
     """pages: title -> extract; redirects: from -> to. ``script`` yields a status per request
     (200, 429, 500 or "slow") before the normal answer."""
@@ -26,12 +46,7 @@ class MediaWikiFake:
     def handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(JsonHandler):
             def do_GET(self) -> None:  # noqa: N802
                 query = {k: v[0] for k, v in parse_qs(urlparse(self.path).query).items()}
                 with fake.lock:
@@ -42,21 +57,12 @@ class MediaWikiFake:
                     time.sleep(2.0)
                     step = 200
                 if step == 429:
-                    return self._send(429, {"error": {"code": "ratelimited"}}, {"Retry-After": "1"})
+                    return self.send_json(
+                        429, {"error": {"code": "ratelimited"}}, {"Retry-After": "1"}
+                    )
                 if step == 500:
-                    return self._send(500, {"error": {"code": "internal"}})
-                self._send(200, fake.answer(query["titles"].split("|")))
-
-            def _send(self, status: int, payload: dict, headers: dict | None = None) -> None:
-                body = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.end_headers()
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(body)  # the client may have given up (a timeout test)
+                    return self.send_json(500, {"error": {"code": "internal"}})
+                self.send_json(200, fake.answer(query["titles"].split("|")))
 
         return Handler
 
@@ -101,12 +107,7 @@ class OpenAIFake:
     def handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(JsonHandler):
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length))
@@ -121,8 +122,8 @@ class OpenAIFake:
                             "type": "x",
                         }
                     }
-                    return self._send(status, payload, {"retry-after-ms": "20"})
-                self._send(
+                    return self.send_json(status, payload, {"retry-after-ms": "20"})
+                self.send_json(
                     200,
                     {
                         "id": "chatcmpl-fake",
@@ -147,16 +148,5 @@ class OpenAIFake:
                         },
                     },
                 )
-
-            def _send(self, status: int, payload: dict, headers: dict | None = None) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.end_headers()
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(data)  # the client may have given up (a timeout test)
 
         return Handler

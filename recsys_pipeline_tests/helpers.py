@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -42,3 +44,37 @@ def failure_message(result: dg.ExecuteInProcessResult) -> str:
 
 def read_metrics(data_dir: Path) -> dict:
     return json.loads((data_dir / "artifacts" / "evaluation" / "metrics.json").read_text())
+
+
+def cli_env(tmp_path: Path, csv: Path, **extra: str) -> dict[str, str]:
+    """Environment for the real `dagster` CLI on tiny data under tmp_path (offline, CPU)."""
+    from recsys_pipeline_tests.conftest import REPO
+
+    home = tmp_path / "dagster_home"
+    home.mkdir(exist_ok=True)
+    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    return {
+        **os.environ,
+        "RECSYS_DATA_DIR": str(tmp_path / "data"),
+        "RECSYS_RAW_CSV": str(csv),
+        "RECSYS_PROFILE": "cpu",
+        "RECSYS_OFFLINE": "1",
+        "DAGSTER_HOME": str(home),
+        "PYTHONPATH": str(REPO),
+        **extra,
+    }
+
+
+def materialize_command(selection: str, config: dict | None = None) -> list[str]:
+    """`dagster asset materialize -m recsys_pipeline.definitions --select SELECTION`."""
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    command = [
+        dagster,
+        "asset",
+        "materialize",
+        "-m",
+        "recsys_pipeline.definitions",
+        "--select",
+        selection,
+    ]
+    return command + (["--config-json", json.dumps(config)] if config else [])

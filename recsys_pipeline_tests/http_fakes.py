@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -69,28 +69,5 @@ def file_server(
                 self.connection.shutdown(2)
                 return
             self.wfile.write(body[start:])
-
-    return Handler
-
-
-def json_handler(route: Callable[[BaseHTTPRequestHandler], tuple[int, dict, bytes]]):
-    """A handler whose every request is answered by ``route`` -> (status, headers, body)."""
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def _answer(self) -> None:
-            status, headers, body = route(self)
-            self.send_response(status)
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_GET = do_POST = _answer  # noqa: N815
 
     return Handler

@@ -8,41 +8,24 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from recsys_pipeline.artifacts import ArtifactError, ArtifactStore
 from recsys_pipeline_tests.conftest import REPO, tiny_rows, write_rows
-from recsys_pipeline_tests.helpers import failure_message, materialization_metadata, run_graph
-
-
-def cli_env(tmp_path: Path, csv: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "RECSYS_DATA_DIR": str(tmp_path / "data"),
-        "RECSYS_RAW_CSV": str(csv),
-        "RECSYS_PROFILE": "cpu",
-        "RECSYS_OFFLINE": "1",
-        "PYTHONPATH": str(REPO),
-    }
+from recsys_pipeline_tests.helpers import (
+    cli_env,
+    failure_message,
+    materialization_metadata,
+    materialize_command,
+    run_graph,
+)
 
 
 def dagster_materialize(selection: str, env: dict, config: dict | None = None) -> subprocess.Popen:
-    args = [
-        str(Path(sys.executable).with_name("dagster")),
-        "asset",
-        "materialize",
-        "-m",
-        "recsys_pipeline.definitions",
-        "--select",
-        selection,
-    ]
-    if config:
-        args += ["--config-json", json.dumps(config)]
     # own process group, so a kill reaches the step subprocesses too
     return subprocess.Popen(
-        args,
+        materialize_command(selection, config),
         env=env,
         cwd=REPO,
         stdout=subprocess.PIPE,

@@ -17,22 +17,9 @@ from pathlib import Path
 import pytest
 
 from recsys_pipeline_tests.conftest import REPO, tiny_rows, write_rows
+from recsys_pipeline_tests.test_definitions import FIXED_KEYS
 
 SCREENSHOTS = REPO / "test-artifacts" / "ui"
-FIXED_KEYS = [
-    "raw_csv",
-    "sequences",
-    "tokenizer",
-    "steam_enrichment",
-    "wiki_enrichment",
-    "item_embeddings",
-    "sft_checkpoint",
-    "dpo_pairs",
-    "dpo_checkpoint",
-    "faiss_index",
-    "predictions",
-    "evaluation",
-]
 BROWSER_FLAGS = [
     "--headless",
     "--no-sandbox",
