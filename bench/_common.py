@@ -76,6 +76,8 @@ def train_and_test(
             "train_seconds": report.train_seconds,
             "parameters": report.parameters,
         }
+        scorer = model_scorer(load_checkpoint(sft_dir), vocab, settings.max_length)
+        result["sft_test"] = evaluate_on_test({"m": scorer}, split, vocab)["m"].metrics()
         served = sft_dir
         if dpo is not None:
             sft = load_checkpoint(sft_dir)

@@ -50,9 +50,9 @@ def offline_profiles(vocab: object, titles: list[str]) -> list[str]:
 
 ROWS = {
     "random init (sasrec_rope)": dict(init="random"),
-    "title init (sasrec_rope)": {},
+    # one run gives two rows: the SFT model ("title init") and the served one after DPO
+    "title init (sasrec_rope) + DPO": {},
     "profile init (sasrec_rope)": {},
-    "title init + DPO": {},
     "title init, sasrec": dict(variant="sasrec"),
     "title init, sasrec_gate": dict(variant="sasrec_gate"),
     "title init, sasrec_moe": dict(variant="sasrec_moe"),
@@ -66,30 +66,31 @@ def main() -> None:
     args = parser.parse_args()
     split, vocab, titles = real_data()
     vectors = title_vectors(split, vocab, titles, BASE.hidden_size)
-    results = {}
+    rows: list[tuple[str, float, dict, dict]] = []  # (label, valid NDCG@10, test, run)
     for name in args.rows:
         settings = cpu_settings(**ROWS[name])
         print(f"== {name}", flush=True)
         started = time.perf_counter()
-        rows = vectors
+        init = vectors
         if name.startswith("profile"):
-            rows = title_vectors(split, vocab, offline_profiles(vocab, titles), BASE.hidden_size)
+            init = title_vectors(split, vocab, offline_profiles(vocab, titles), BASE.hidden_size)
         dpo = DPOSettings(**DPO_DEFAULTS) if name.endswith("+ DPO") else None
-        results[name] = train_and_test(
-            split, vocab, rows if settings.init == "text" else None, settings, dpo
-        )
-        results[name]["minutes"] = (time.perf_counter() - started) / 60
+        run = train_and_test(split, vocab, init if settings.init == "text" else None, settings, dpo)
+        run["minutes"] = (time.perf_counter() - started) / 60
+        if dpo is None:
+            rows.append((name, run["valid"]["ndcg@10"], run["test"], run))
+            continue
+        rows.append((name.removesuffix(" + DPO"), run["valid"]["ndcg@10"], run["sft_test"], run))
+        valid = run["dpo_valid"]["ndcg@10"]
+        rows.append((f"{name} (served: {run['served']})", valid, run["test"], run))
     print(
         "\n| setting | valid NDCG@10 | test HR@10 | test NDCG@10 | test MRR@10 | epochs | minutes |"
     )
     print("|---|---|---|---|---|---|---|")
-    for name, r in results.items():
-        t = r["test"]
-        valid = r["dpo_valid"]["ndcg@10"] if r.get("served") == "dpo" else r["valid"]["ndcg@10"]
-        label = f"{name} (served: {r['served']})" if "served" in r else name
+    for label, valid, test, run in rows:
         print(
-            f"| {label} | {valid:.4f} | {t['hr@10']:.4f} | {t['ndcg@10']:.4f} | "
-            f"{t['mrr@10']:.4f} | {r['epochs']} | {r['minutes']:.1f} |"
+            f"| {label} | {valid:.4f} | {test['hr@10']:.4f} | {test['ndcg@10']:.4f} | "
+            f"{test['mrr@10']:.4f} | {run['epochs']} | {run['minutes']:.1f} |"
         )
 
 

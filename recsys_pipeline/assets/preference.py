@@ -107,7 +107,7 @@ class DPOConfig(dg.Config):
     loss_type: list[str] = list(
         _DPO.loss_type
     )  # TRL loss names, e.g. sigmoid, ipo, or sigmoid + sft
-    loss_weights: list[float] | None = None
+    loss_weights: list[float] | None = list(_DPO.loss_weights) if _DPO.loss_weights else None
     learning_rate: float = _DPO.learning_rate
     epochs: float = _DPO.epochs
     batch_size: int = _DPO.batch_size

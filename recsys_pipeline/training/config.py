@@ -76,11 +76,13 @@ class SFTSettings:
 
 @dataclass(frozen=True)
 class DPOSettings:
-    """DPO from the SFT model (TRL names: beta, loss_type, loss_weights)."""
+    """DPO from the SFT model (TRL names: beta, loss_type, loss_weights). The default adds TRL's
+    "sft" term (the chosen item's negative log-likelihood, as in RPO) to the sigmoid DPO loss:
+    chosen on the validation targets among the settings in the README's DPO table."""
 
     beta: float = 0.1
-    loss_type: tuple[str, ...] = ("sigmoid",)
-    loss_weights: tuple[float, ...] | None = None
+    loss_type: tuple[str, ...] = ("sigmoid", "sft")
+    loss_weights: tuple[float, ...] | None = (1.0, 1.0)
     learning_rate: float = 1e-4
     epochs: float = 1.0
     batch_size: int = 256
