@@ -349,3 +349,12 @@ def test_merge_prefers_known_values_and_unions_lists():
         "Platform: PC; Price: 9.99 USD; Developers: Valve"
     )
     assert "Release Year: Unknown" in profile_text("Mystery", merge_facts(None, ItemFacts()))
+
+
+def test_an_unreachable_api_is_given_up_after_a_few_batches(tmp_path):
+    fake = MediaWikiFake(PAGES)
+    fake.script = [500] * 100
+    with serve(fake.handler()) as url:
+        found = wiki_client(tmp_path, url, retries=0).summaries([f"Title {i}" for i in range(500)])
+    assert len(fake.requests) == 3  # three failed batches in a row, then the other seven skipped
+    assert {s.status for s in found.values()} == {FAILED} and len(found) == 500

@@ -50,9 +50,11 @@ class WikipediaClient:
         retries: int = 4,
         min_interval_s: float = 0.1,
         maxlag: int = 5,
+        give_up_after: int = 3,
     ) -> None:
         self.cache, self.api_url, self.offline = cache, api_url, offline
         self.timeout_s, self.min_interval_s, self.maxlag = timeout_s, min_interval_s, maxlag
+        self.give_up_after = give_up_after  # consecutive failed batches: the API is unreachable
         self.requests_made = 0
         self._last = 0.0
         self._lock = threading.Lock()
@@ -83,14 +85,24 @@ class WikipediaClient:
             log.info(f"offline: {len(todo)} Wikipedia titles not in the cache are skipped")
             found.update({t: Summary(OFFLINE) for t in todo})
             return found
+        failures = 0
         for start in range(0, len(todo), BATCH):
             batch = todo[start : start + BATCH]
+            if failures >= self.give_up_after:
+                log.warning(
+                    f"Wikipedia unreachable ({failures} failed requests in a row): the remaining "
+                    f"{len(todo) - start} titles are skipped this run"
+                )
+                found.update({t: Summary(FAILED) for t in todo[start:]})
+                break
             try:
                 answers = self._query(batch)
             except requests.RequestException as exc:
+                failures += 1
                 log.warning(f"Wikipedia request for {len(batch)} titles failed: {exc}")
                 found.update({t: Summary(FAILED) for t in batch})
                 continue
+            failures = 0
             for title in batch:
                 summary = answers.get(title, Summary(MISSING))
                 self.cache.put(self._key(title), summary.__dict__)
