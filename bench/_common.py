@@ -110,10 +110,24 @@ def train_and_test(
     return result
 
 
+def pipeline_dpo_settings() -> object:
+    """The DPO settings a default dpo_checkpoint run uses."""
+    from recsys_pipeline.assets.preference import DPOConfig
+
+    return DPOConfig().settings()
+
+
 def cpu_settings(**changes: object) -> SFTSettings:
     from recsys_pipeline.settings import PROFILES
 
     return replace(PROFILES["cpu"].sft, **changes)
 
 
-__all__ = ["real_data", "statistics", "title_vectors", "train_and_test", "cpu_settings"]
+__all__ = [
+    "real_data",
+    "statistics",
+    "title_vectors",
+    "train_and_test",
+    "cpu_settings",
+    "pipeline_dpo_settings",
+]

@@ -17,13 +17,9 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
-from _common import cpu_settings, real_data, title_vectors, train_and_test
-
-from recsys_pipeline.assets.preference import DPOConfig
-from recsys_pipeline.training.config import DPOSettings
+from _common import cpu_settings, pipeline_dpo_settings, real_data, title_vectors, train_and_test
 
 BASE = cpu_settings()
-DPO_DEFAULTS = {k: v for k, v in vars(DPOConfig().settings()).items()}
 STEAM = Path(__file__).resolve().parents[2] / "shared" / "data" / "steam" / "steam.csv"
 
 
@@ -74,7 +70,7 @@ def main() -> None:
         init = vectors
         if name.startswith("profile"):
             init = title_vectors(split, vocab, offline_profiles(vocab, titles), BASE.hidden_size)
-        dpo = DPOSettings(**DPO_DEFAULTS) if name.endswith("+ DPO") else None
+        dpo = pipeline_dpo_settings() if name.endswith("+ DPO") else None
         run = train_and_test(split, vocab, init if settings.init == "text" else None, settings, dpo)
         run["minutes"] = (time.perf_counter() - started) / 60
         if dpo is None:

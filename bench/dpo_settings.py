@@ -1,0 +1,92 @@
+"""Benchmark: DPO settings on top of one SFT model, judged on the validation targets.
+
+Takes the artifacts folder of a materialized pipeline (sequences, tokenizer, sft_checkpoint; e.g.
+after `make run`: data/artifacts), mines pairs and trains DPO for each setting from the same SFT
+checkpoint, and prints validation NDCG@10 before/after, test NDCG@10 and HR@10 of the DPO model,
+reward margins/accuracies and seconds. The DPO default was chosen from this table by validation.
+
+    .venv/bin/python bench/dpo_settings.py --artifacts data/artifacts [--rows default sft_term ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import _common  # noqa: F401  (puts the repository on sys.path)
+
+from recsys_pipeline.checkpoints import load_checkpoint
+from recsys_pipeline.evaluation import evaluate_on_test
+from recsys_pipeline.item_vocab import load_vocab
+from recsys_pipeline.negatives import MiningSettings
+from recsys_pipeline.preference_pairs import build_pairs
+from recsys_pipeline.scoring import item_output_vectors, model_scorer
+from recsys_pipeline.split import read_max_history_length, read_split
+from recsys_pipeline.training.config import DPOSettings
+from recsys_pipeline.training.dpo import reward_summary, train_dpo
+from recsys_pipeline.training.sft import RankingEvalSet
+
+SIGMOID = DPOSettings(loss_type=("sigmoid",), loss_weights=None)
+# name -> (mining changes, DPO settings)
+ROWS: dict[str, tuple[dict, DPOSettings]] = {
+    "sigmoid, beta 0.1, lr 1e-4": ({}, SIGMOID),
+    "sigmoid, beta 0.05, lr 5e-5": ({}, replace(SIGMOID, beta=0.05, learning_rate=5e-5)),
+    "ipo, beta 0.1": ({}, replace(SIGMOID, loss_type=("ipo",))),
+    "sigmoid + sft (default)": ({}, DPOSettings()),
+    "sigmoid, 3 negatives a positive": ({"negatives_per_positive": 3}, SIGMOID),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--artifacts", type=Path, required=True)
+    parser.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
+    args = parser.parse_args()
+    split = read_split(args.artifacts / "sequences")
+    max_length = read_max_history_length(args.artifacts / "sequences")
+    vocab = load_vocab(args.artifacts / "tokenizer")
+    sft_dir = args.artifacts / "sft_checkpoint"
+    sft = load_checkpoint(sft_dir)
+    vectors = item_output_vectors(sft, vocab).numpy()
+    has = split.splittable
+    validation = RankingEvalSet(
+        split.inputs_for("valid").rows_where(has), split.valid_target[has], vocab, max_length
+    )
+    print(
+        "| DPO setting | pairs | valid NDCG@10 before → after | test NDCG@10 | test HR@10 | "
+        "reward margin | reward accuracy | seconds |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for name in args.rows:
+        mining, settings = ROWS[name]
+        started = time.perf_counter()
+        pairs = build_pairs(split, vocab, vectors, max_length, MiningSettings(**mining))
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "out"
+            report = train_dpo(
+                sft_dir,
+                pairs,
+                vocab,
+                validation,
+                settings,
+                Path(tmp) / "work",
+                out,
+                log=lambda line: None,
+            )
+            scorer = model_scorer(load_checkpoint(out), vocab, max_length)
+            test = evaluate_on_test({"m": scorer}, split, vocab)["m"].metrics()
+        rewards = reward_summary(report.history)
+        print(
+            f"| {name} | {len(pairs):,} | {report.valid_before['ndcg@10']:.4f} → "
+            f"{report.valid_after['ndcg@10']:.4f} | {test['ndcg@10']:.4f} | {test['hr@10']:.4f} | "
+            f"{rewards['rewards/margins']:.3f} | {rewards['rewards/accuracies']:.2f} | "
+            f"{time.perf_counter() - started:.0f} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
