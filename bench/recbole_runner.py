@@ -112,7 +112,9 @@ def main():
         json.dump(
             {
                 "split_checked": True,
-                "test": {k.lower(): float(v) for k, v in test_result.items()},
+                "test": {
+                    k.lower().replace("hit@", "hr@"): float(v) for k, v in test_result.items()
+                },
                 "best_valid_ndcg@10": float(best_valid),
                 "epochs": len(trainer.epoch_seconds),
                 "fit_seconds": fit_seconds,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 import pytest
@@ -351,10 +352,12 @@ def test_merge_prefers_known_values_and_unions_lists():
     assert "Release Year: Unknown" in profile_text("Mystery", merge_facts(None, ItemFacts()))
 
 
-def test_an_unreachable_api_is_given_up_after_a_few_batches(tmp_path):
+def test_an_unreachable_api_is_given_up_after_a_few_batches(tmp_path, caplog):
     fake = MediaWikiFake(PAGES)
     fake.script = [500] * 100
-    with serve(fake.handler()) as url:
+    with serve(fake.handler()) as url, caplog.at_level(logging.WARNING):
         found = wiki_client(tmp_path, url, retries=0).summaries([f"Title {i}" for i in range(500)])
     assert len(fake.requests) == 3  # three failed batches in a row, then the other seven skipped
+    failures = [r.getMessage() for r in caplog.records if "titles failed" in r.getMessage()]
+    assert len(failures) == 3 and all("500" in m and "api.php" not in m for m in failures)
     assert {s.status for s in found.values()} == {FAILED} and len(found) == 500

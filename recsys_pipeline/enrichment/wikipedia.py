@@ -99,7 +99,7 @@ class WikipediaClient:
                 answers = self._query(batch)
             except requests.RequestException as exc:
                 failures += 1
-                log.warning(f"Wikipedia request for {len(batch)} titles failed: {exc}")
+                log.warning(f"Wikipedia request for {len(batch)} titles failed: {_reason(exc)}")
                 found.update({t: Summary(FAILED) for t in batch})
                 continue
             failures = 0
@@ -163,3 +163,11 @@ def parse_query(payload: dict, titles: list[str]) -> dict[str, Summary]:
         else:
             answers[title] = Summary(FOUND, page["title"], page["extract"].strip())
     return answers
+
+
+def _reason(exc: requests.RequestException) -> str:
+    """Why a request failed, without its URL (fifty titles long)."""
+    if exc.response is not None:
+        return f"HTTP {exc.response.status_code}"
+    cause = getattr(exc.args[0], "reason", None) if exc.args else None
+    return repr(cause) if cause is not None else type(exc).__name__

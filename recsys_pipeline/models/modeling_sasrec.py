@@ -368,6 +368,9 @@ class SASRecForCausalLM(SASRecPreTrainedModel, GenerationMixin):
     """Next-item prediction over the whole vocabulary, output layer tied to the item embeddings."""
 
     _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
+    # The tied head is not saved; naming it here lets the Trainer re-tie it after loading the best
+    # checkpoint instead of warning about a "missing" key.
+    _keys_to_ignore_on_save = ["lm_head.weight"]
 
     def __init__(self, config: SASRecConfig) -> None:
         super().__init__(config)
