@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -78,3 +79,19 @@ def materialize_command(selection: str, config: dict | None = None) -> list[str]
         selection,
     ]
     return command + (["--config-json", json.dumps(config)] if config else [])
+
+
+def materialize_cli(
+    selection: str, tmp_path: Path, csv: Path, cwd: Path
+) -> subprocess.CompletedProcess:
+    """Runs the real CLI on tiny data to the end; fails the test with its log if it failed."""
+    done = subprocess.run(
+        materialize_command(selection),
+        cwd=cwd,
+        env=cli_env(tmp_path, csv),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done

@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-import subprocess
-
 from recsys_pipeline_tests.conftest import REPO
-from recsys_pipeline_tests.helpers import cli_env, materialize_command, run_graph
+from recsys_pipeline_tests.helpers import materialize_cli, run_graph
 
 
 def published(artifacts) -> dict:
@@ -11,15 +9,7 @@ def published(artifacts) -> dict:
 
 
 def test_materialize_raw_csv_plus_from_the_cli(tmp_path, tiny_csv):
-    done = subprocess.run(
-        materialize_command("raw_csv+"),
-        cwd=tmp_path,
-        env=cli_env(tmp_path, tiny_csv),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = materialize_cli("raw_csv+", tmp_path, tiny_csv, cwd=tmp_path)
     assert "RUN_SUCCESS" in done.stderr
     artifacts = tmp_path / "data" / "artifacts"
     # raw_csv+ = raw_csv and its direct children
@@ -33,15 +23,7 @@ def test_dpo_checkpoint_plus_rebuilds_exactly_the_served_side(tmp_path, tiny_csv
     )
     artifacts = tmp_path / "data" / "artifacts"
     before = published(artifacts)
-    done = subprocess.run(
-        materialize_command("dpo_checkpoint+"),
-        cwd=REPO,
-        env=cli_env(tmp_path, tiny_csv),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    materialize_cli("dpo_checkpoint+", tmp_path, tiny_csv, cwd=REPO)
     after = published(artifacts)
     rebuilt = {name for name in after if after[name] != before.get(name)}
     assert rebuilt == {"dpo_checkpoint", "faiss_index", "predictions", "evaluation"}
