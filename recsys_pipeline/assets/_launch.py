@@ -4,6 +4,7 @@ Dagster Pipes (their logs and final report come back into the step)."""
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 import dagster as dg
@@ -38,3 +39,28 @@ def run_training(
     context.log.info(f"launching {' '.join(command)}")
     invocation = dg.PipesSubprocessClient().run(command=command, context=context)
     return report_from(invocation.get_custom_messages())
+
+
+def train_into(
+    context: dg.AssetExecutionContext,
+    folder: Path,
+    module: str,
+    inputs: dict[str, Path],
+    settings: object,
+    work_dir: Path,
+    processes: int,
+    run_in_process: Callable[[dict, Callable[[str], None]], object],
+) -> dict:
+    """Trains the stage into ``folder`` and saves the input tokenizer beside the checkpoint;
+    returns the report as a dict. ``inputs`` must name the ``tokenizer`` folder."""
+    from transformers import AutoTokenizer
+
+    request = {
+        **{name: str(path) for name, path in inputs.items()},
+        "settings": asdict(settings),
+        "work_dir": str(work_dir),
+        "out_dir": str(folder),
+    }
+    report = run_training(context, module, request, processes, run_in_process)
+    AutoTokenizer.from_pretrained(inputs["tokenizer"]).save_pretrained(folder)
+    return report

@@ -3,12 +3,12 @@ that is served (best on the validation targets, unless configured)."""
 
 import json
 import shutil
-from dataclasses import asdict, fields
+from dataclasses import fields
 
 import dagster as dg
 import numpy as np
 
-from recsys_pipeline.assets._launch import run_training
+from recsys_pipeline.assets._launch import train_into
 from recsys_pipeline.assets._loading import load_model
 from recsys_pipeline.assets._metadata import markdown_table
 from recsys_pipeline.assets.split import sequences
@@ -146,7 +146,6 @@ def dpo_checkpoint(
 ) -> dg.MaterializeResult:
     """The SFT model after DPO (TRL, frozen SFT reference), with validation metrics before and
     after, and the serving decision (serving.json) that faiss_index and predictions follow."""
-    from transformers import AutoTokenizer
 
     from recsys_pipeline.item_vocab import load_vocab
     from recsys_pipeline.preference_pairs import PairsFileError, read_pairs
@@ -164,21 +163,23 @@ def dpo_checkpoint(
     load_model(inputs[0])  # a broken SFT checkpoint fails here, before any work
     work_dir = work_dir_for(storage, "dpo_checkpoint", settings, inputs)
     with artifacts.writing("dpo_checkpoint") as folder:
-        request = {
-            "sft_checkpoint": str(inputs[0]),
-            "dpo_pairs": str(inputs[1]),
-            "sequences": str(inputs[2]),
-            "tokenizer": str(inputs[3]),
-            "settings": asdict(settings),
-            "work_dir": str(work_dir),
-            "out_dir": str(folder),
-        }
         report = DPOReport.from_dict(
-            run_training(
-                context, "recsys_pipeline.training.dpo", request, config.num_processes, run_request
+            train_into(
+                context,
+                folder,
+                "recsys_pipeline.training.dpo",
+                {
+                    "sft_checkpoint": inputs[0],
+                    "dpo_pairs": inputs[1],
+                    "sequences": inputs[2],
+                    "tokenizer": inputs[3],
+                },
+                settings,
+                work_dir,
+                config.num_processes,
+                run_request,
             )
         )
-        AutoTokenizer.from_pretrained(inputs[3]).save_pretrained(folder)
         (folder / "dpo_report.json").write_text(report.to_json())
         served = choose_served(
             config.serve_model, report.valid_before["ndcg@10"], report.valid_after["ndcg@10"]

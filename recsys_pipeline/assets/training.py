@@ -7,7 +7,7 @@ from dataclasses import asdict, fields
 
 import dagster as dg
 
-from recsys_pipeline.assets._launch import run_training
+from recsys_pipeline.assets._launch import train_into
 from recsys_pipeline.assets._metadata import image, markdown_table
 from recsys_pipeline.assets.embeddings import item_embeddings
 from recsys_pipeline.assets.split import sequences
@@ -72,7 +72,6 @@ def sft_checkpoint(
 ) -> dg.MaterializeResult:
     """SASRec trained in two stages (item rows frozen, then all), best epoch by validation
     NDCG@10; a Hugging Face folder that loads with AutoModelForCausalLM after import recsys_pipeline."""
-    from transformers import AutoTokenizer
 
     from recsys_pipeline.item_text import read_vectors
     from recsys_pipeline.item_vocab import load_vocab
@@ -97,20 +96,18 @@ def sft_checkpoint(
         )
     work_dir = work_dir_for(storage, "sft_checkpoint", settings, inputs)
     with artifacts.writing("sft_checkpoint") as folder:
-        request = {
-            "sequences": str(inputs[0]),
-            "tokenizer": str(inputs[1]),
-            "item_embeddings": str(inputs[2]),
-            "settings": asdict(settings),
-            "work_dir": str(work_dir),
-            "out_dir": str(folder),
-        }
         report = SFTReport.from_dict(
-            run_training(
-                context, "recsys_pipeline.training.sft", request, config.num_processes, run_request
+            train_into(
+                context,
+                folder,
+                "recsys_pipeline.training.sft",
+                {"sequences": inputs[0], "tokenizer": inputs[1], "item_embeddings": inputs[2]},
+                settings,
+                work_dir,
+                config.num_processes,
+                run_request,
             )
         )
-        AutoTokenizer.from_pretrained(inputs[1]).save_pretrained(folder)
         (folder / "training_report.json").write_text(report.to_json())
         plot = curves_png(
             {
