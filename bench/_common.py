@@ -52,14 +52,12 @@ def train_and_test(
     from recsys_pipeline.training.dpo import train_dpo
     from recsys_pipeline.training.sft import RankingEvalSet, train_sft
 
-    has = split.splittable
     log = lambda line: print("   ", line, flush=True)  # noqa: E731
     with tempfile.TemporaryDirectory() as tmp:
         sft_dir, dpo_dir = Path(tmp) / "sft", Path(tmp) / "dpo"
         report = train_sft(
             split.train,
-            split.inputs_for("valid").rows_where(has),
-            split.valid_target[has],
+            *split.validation(),
             vocab,
             settings,
             Path(tmp) / "work",
@@ -88,12 +86,7 @@ def train_and_test(
                 settings.max_length,
                 MiningSettings(),
             )
-            validation = RankingEvalSet(
-                split.inputs_for("valid").rows_where(has),
-                split.valid_target[has],
-                vocab,
-                settings.max_length,
-            )
+            validation = RankingEvalSet(*split.validation(), vocab, settings.max_length)
             dpo_report = train_dpo(
                 sft_dir, pairs, vocab, validation, dpo, Path(tmp) / "dpo-work", dpo_dir, log=log
             )

@@ -51,10 +51,7 @@ def main() -> None:
     sft_dir = args.artifacts / "sft_checkpoint"
     sft = load_checkpoint(sft_dir)
     vectors = item_output_vectors(sft, vocab).numpy()
-    has = split.splittable
-    validation = RankingEvalSet(
-        split.inputs_for("valid").rows_where(has), split.valid_target[has], vocab, max_length
-    )
+    validation = RankingEvalSet(*split.validation(), vocab, max_length)
     print(
         "| DPO setting | pairs | valid NDCG@10 before → after | test NDCG@10 | test HR@10 | "
         "reward margin | reward accuracy | seconds |"

@@ -45,6 +45,11 @@ class Split:
     def test_target(self) -> np.ndarray:
         return self._target(1)
 
+    def validation(self) -> tuple[Histories, np.ndarray]:
+        """Inputs and targets of the users who have a validation target."""
+        has = self.splittable
+        return self.inputs_for("valid").rows_where(has), self.valid_target[has]
+
     def _target(self, from_end: int) -> np.ndarray:
         index = np.maximum(self.full.offsets[1:] - from_end, 0)
         return np.where(self.splittable, self.full.items[index], NO_TARGET).astype(np.int64)

@@ -32,6 +32,12 @@ def test_inputs_for_each_stage():
     assert split.inputs_for("next")[2].tolist() == [8, 9, 1]
 
 
+def test_validation_keeps_only_users_with_a_validation_target():
+    inputs, targets = Split(full=sample()).validation()
+    assert [inputs[i].tolist() for i in range(len(inputs))] == [[1, 2, 3], [8]]
+    assert targets.tolist() == [4, 9]
+
+
 def test_round_trip_through_parquet(tmp_path):
     split = Split(full=sample())
     write_split(split, tmp_path, max_history_length=7)

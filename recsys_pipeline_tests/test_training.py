@@ -53,11 +53,9 @@ def test_left_padded_inputs_keep_the_most_recent_items_after_bos():
 
 def run_tiny_sft(tmp_path, settings: SFTSettings, vectors=None):
     split = tiny_split()
-    has = split.splittable
     return train_sft(
         split.train,
-        split.inputs_for("valid").rows_where(has),
-        split.valid_target[has],
+        *split.validation(),
         VOCAB,
         settings,
         tmp_path / "work",

@@ -178,10 +178,8 @@ def run_request(request: dict, log: Callable[[str], None] = print) -> DPOReport:
 
     vocab = load_vocab(Path(request["tokenizer"]))
     split = read_split(Path(request["sequences"]))
-    has = split.splittable
     validation = RankingEvalSet(
-        split.inputs_for("valid").rows_where(has),
-        split.valid_target[has],
+        *split.validation(),
         vocab,
         read_max_history_length(Path(request["sequences"])),
     )

@@ -345,11 +345,9 @@ def run_request(request: dict, log: Callable[[str], None] = print) -> SFTReport:
     vectors = (
         read_vectors(Path(request["item_embeddings"]), vocab) if settings.init == "text" else None
     )
-    has = split.splittable
     return train_sft(
         split.train,
-        split.inputs_for("valid").rows_where(has),
-        split.valid_target[has],
+        *split.validation(),
         vocab,
         settings,
         Path(request["work_dir"]),
