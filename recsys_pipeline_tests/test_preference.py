@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import copy
+import json
+from dataclasses import asdict
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -182,3 +184,9 @@ def test_serving_choice():
     assert choose_served("dpo", sft_ndcg=0.07, dpo_ndcg=0.06) == "dpo"
     with pytest.raises(ValueError, match="serve_model"):
         choose_served("newest", 0.0, 0.0)
+
+
+def test_dpo_settings_from_run_config_or_json_lists_are_tuples():
+    settings = DPOSettings(**json.loads(json.dumps(asdict(DPOSettings()))))
+    assert settings == DPOSettings()
+    assert settings.loss_type == ("sigmoid", "sft") and settings.loss_weights == (1.0, 1.0)

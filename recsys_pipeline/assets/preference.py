@@ -104,9 +104,8 @@ def pairs_are_valid(storage: RecsysStorage) -> dg.AssetCheckResult:
 
 class DPOConfig(dg.Config):
     beta: float = _DPO.beta
-    loss_type: list[str] = list(
-        _DPO.loss_type
-    )  # TRL loss names, e.g. sigmoid, ipo, or sigmoid + sft
+    # TRL loss names, e.g. sigmoid, ipo, or sigmoid + sft
+    loss_type: list[str] = list(_DPO.loss_type)
     loss_weights: list[float] | None = list(_DPO.loss_weights) if _DPO.loss_weights else None
     learning_rate: float = _DPO.learning_rate
     epochs: float = _DPO.epochs
@@ -120,10 +119,7 @@ class DPOConfig(dg.Config):
 
     def settings(self) -> DPOSettings:
         names = {f.name for f in fields(DPOSettings)}
-        values = {k: v for k, v in self.model_dump().items() if k in names}
-        values["loss_type"] = tuple(values["loss_type"])
-        values["loss_weights"] = tuple(values["loss_weights"]) if values["loss_weights"] else None
-        return DPOSettings(**values)
+        return DPOSettings(**{k: v for k, v in self.model_dump().items() if k in names})
 
 
 def choose_served(rule: str, sft_ndcg: float, dpo_ndcg: float) -> str:

@@ -92,6 +92,10 @@ class DPOSettings:
     seed: int = 42
 
     def __post_init__(self) -> None:
+        # Run config and JSON requests give lists; the settings stay hashable tuples.
+        object.__setattr__(self, "loss_type", tuple(self.loss_type))
+        if self.loss_weights is not None:
+            object.__setattr__(self, "loss_weights", tuple(self.loss_weights))
         if self.beta <= 0:
             raise ValueError("beta must be positive")
         if self.loss_weights is not None and len(self.loss_weights) != len(self.loss_type):

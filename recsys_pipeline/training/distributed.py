@@ -24,6 +24,11 @@ def barrier() -> None:
         dist.barrier()
 
 
+def per_process_batch(batch_size: int) -> int:
+    """The global batch stays ``batch_size`` whatever the number of processes."""
+    return max(1, batch_size // world_size())
+
+
 def threads_per_process() -> int:
     """Share the cores between the processes of this machine instead of oversubscribing them."""
     local = int(os.environ.get("LOCAL_WORLD_SIZE", world_size()))

@@ -93,7 +93,7 @@ def build_trainer(
     args = DPOConfig(
         output_dir=str(work_dir),
         num_train_epochs=settings.epochs,
-        per_device_train_batch_size=max(1, settings.batch_size // distributed.world_size()),
+        per_device_train_batch_size=distributed.per_process_batch(settings.batch_size),
         ddp_backend=distributed.ddp_backend(device),
         learning_rate=settings.learning_rate,
         lr_scheduler_type="linear",
@@ -183,14 +183,7 @@ def run_request(request: dict, log: Callable[[str], None] = print) -> DPOReport:
         vocab,
         read_max_history_length(Path(request["sequences"])),
     )
-    settings = request["settings"]
-    settings = DPOSettings(
-        **{
-            **settings,
-            "loss_type": tuple(settings["loss_type"]),
-            "loss_weights": tuple(settings["loss_weights"]) if settings["loss_weights"] else None,
-        }
-    )
+    settings = DPOSettings(**request["settings"])
     return train_dpo(
         Path(request["sft_checkpoint"]),
         read_pairs(Path(request["dpo_pairs"]), vocab),

@@ -241,8 +241,7 @@ def train_sft(
         args = TrainingArguments(
             output_dir=str(stage_dir),
             num_train_epochs=epochs,
-            # the global batch stays settings.batch_size whatever the number of processes
-            per_device_train_batch_size=max(1, settings.batch_size // distributed.world_size()),
+            per_device_train_batch_size=distributed.per_process_batch(settings.batch_size),
             ddp_backend=distributed.ddp_backend(device),
             learning_rate=learning_rate,
             warmup_steps=settings.warmup_ratio,
