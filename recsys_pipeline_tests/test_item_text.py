@@ -11,6 +11,7 @@ from recsys_pipeline.item_text import (
     fill_from_neighbours,
     fit_dimensions,
     is_placeholder,
+    profile_texts,
     read_vectors,
     write_vectors,
 )
@@ -23,6 +24,11 @@ def test_placeholders():
         assert is_placeholder(text), text
     for text in ["Halo 3", "Item Box for DS", "NaN Racer"]:
         assert not is_placeholder(text), text
+
+
+def test_profile_texts_leave_items_without_a_title_to_their_neighbours():
+    profiles = ["Item Title: Halo 3; Genres: Shooter", "Item Title: Unknown; Platform: PC"]
+    assert profile_texts(["Halo 3", "Unknown"], profiles) == [profiles[0], ""]
 
 
 def test_neighbour_fill_uses_training_parts_only():

@@ -35,7 +35,7 @@ def item_embeddings(
 ) -> dg.MaterializeResult:
     """Sentence embeddings of each item's text; items without usable text take the mean of their
     co-occurring neighbours (training parts only); PCA to the model's hidden size."""
-    from recsys_pipeline.item_text import build_item_vectors, is_placeholder, write_vectors
+    from recsys_pipeline.item_text import build_item_vectors, profile_texts, write_vectors
     from recsys_pipeline.item_vocab import load_titles, load_vocab
     from recsys_pipeline.plots import scatter_png
     from recsys_pipeline.split import read_split
@@ -47,9 +47,7 @@ def item_embeddings(
     vocab = load_vocab(artifacts.path("tokenizer"))
     texts = load_titles(artifacts.path("tokenizer"))
     if config.text == "profile":
-        # an item without a usable title keeps no text: its neighbours fill it in
-        profiles = read_profiles(artifacts.path("item_profiles"))
-        texts = ["" if is_placeholder(t) else p for t, p in zip(texts, profiles, strict=True)]
+        texts = profile_texts(texts, read_profiles(artifacts.path("item_profiles")))
     split = read_split(artifacts.path("sequences"))
     device, _ = device_and_precision()
     context.log.info(f"encoding {len(texts)} item texts with {config.model} on {device}")
