@@ -2,9 +2,11 @@
 
 Batches follow the real data's length distribution (each user's most recent <= 20 items, plus
 BOS; read from ../shared/data when present, else drawn with the same mean and maximum) over the
-real catalog size. Reports real (non-pad) tokens per second and, in the same run, two ratios:
+real catalog size. Reports real (non-pad) tokens per second and, in the same run, ratios:
 - "logits only at real positions" (the fused chunked loss) vs "logits everywhere"
-  (full ``(batch, seq, vocab)`` logits, then cross-entropy), and
+  (full ``(batch, seq, vocab)`` logits, then cross-entropy),
+- the fused output layer in bf16 vs float32 (bf16 is the default on CPUs with AMX),
+- the output layer alone: ours vs PyTorch's chunked ``F.linear_cross_entropy``, and
 - PyTorch SDPA vs a plain eager attention.
 With --device cuda (a GPU machine) it measures the original-size model in bf16: tokens/s, model
 FLOPs utilisation, SDPA vs flash-attn 2.
@@ -25,6 +27,7 @@ import torch
 
 import recsys_pipeline  # noqa: F401  (registers the model family)
 from recsys_pipeline.models.configuration_sasrec import VARIANTS, SASRecConfig
+from recsys_pipeline.models.fused_loss import linear_cross_entropy
 from recsys_pipeline.models.modeling_sasrec import SASRecForCausalLM
 from recsys_pipeline.settings import PROFILES
 
@@ -68,14 +71,18 @@ def batches(lengths: np.ndarray, batch_size: int, steps: int, device: str) -> li
 
 
 def tokens_per_second(
-    model: SASRecForCausalLM, data: list[dict], lean: bool, autocast: bool
+    model: SASRecForCausalLM,
+    data: list[dict],
+    lean: bool,
+    autocast: bool,
+    loss_dtype: torch.dtype | None = None,
 ) -> float:
     device = next(model.parameters()).device.type
     model.train()
 
     def step(batch: dict) -> None:
         with torch.autocast(device, dtype=torch.bfloat16, enabled=autocast):
-            out = model(**batch, return_logits=not lean)
+            out = model(**batch, return_logits=not lean, loss_dtype=loss_dtype)
         out.loss.backward()
         model.zero_grad(set_to_none=True)
 
@@ -123,18 +130,63 @@ def cpu_report(steps: int) -> None:
     print(
         f"CPU profile size {size}, batch 256, {steps - 1} timed steps, {torch.get_num_threads()} threads"
     )
-    print("| variant | tokens/s, logits at real positions | tokens/s, logits everywhere | ratio |")
-    print("|---|---|---|---|")
+    print(
+        "| variant | fused, bf16 output layer | fused, float32 | logits everywhere | "
+        "bf16 / float32 | float32 fused / everywhere |"
+    )
+    print("|---|---|---|---|---|---|")
     for variant in VARIANTS:
         model = build(size, variant, "cpu")
-        lean = tokens_per_second(model, data, lean=True, autocast=False)
+        bf16 = tokens_per_second(model, data, True, False, torch.bfloat16)
+        lean = tokens_per_second(model, data, True, False, torch.float32)
         full = tokens_per_second(model, data, lean=False, autocast=False)
-        print(f"| {variant} | {lean:,.0f} | {full:,.0f} | {lean / full:.2f}x |")
+        print(
+            f"| {variant} | {bf16:,.0f} | {lean:,.0f} | {full:,.0f} | {bf16 / lean:.2f}x | "
+            f"{lean / full:.2f}x |"
+        )
+    output_layer_report(size["hidden_size"])
     sdpa = tokens_per_second(build(size, "sasrec_rope", "cpu", "sdpa"), data, True, False)
     eager = tokens_per_second(build(size, "sasrec_rope", "cpu", "eager"), data, True, False)
     print(
         f"\nsasrec_rope attention: SDPA {sdpa:,.0f} tokens/s, eager {eager:,.0f} tokens/s, ratio {sdpa / eager:.2f}x"
     )
+
+
+def output_layer_report(hidden_size: int, rows: int = 2304, repeats: int = 5) -> None:
+    """The output layer's loss and gradients alone: ours vs PyTorch's chunked op (which cannot
+    add the seen-item bias, so neither does ours here)."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    hidden = torch.randn(rows, hidden_size, requires_grad=True)
+    weight = (torch.randn(N_ITEMS + 4, hidden_size) * 0.1).requires_grad_()
+    targets = torch.randint(0, N_ITEMS + 4, (rows,))
+    chunked = torch.nn.LinearCrossEntropyOptions(batch_chunk_size=128, chunking_method=None)
+    runs = {
+        "ours, bf16": lambda: linear_cross_entropy(
+            hidden, weight, targets, compute_dtype=torch.bfloat16
+        ),
+        "ours, float32": lambda: linear_cross_entropy(hidden, weight, targets),
+        "F.linear_cross_entropy, chunks of 128, float32": lambda: F.linear_cross_entropy(
+            hidden, weight, targets, options=chunked
+        ),
+        "F.linear_cross_entropy, unchunked, float32": lambda: F.linear_cross_entropy(
+            hidden, weight, targets
+        ),
+    }
+    rates = {}
+    for name, loss in runs.items():
+        loss().backward()  # warm-up
+        started = time.perf_counter()
+        for _ in range(repeats):
+            loss().backward()
+        rates[name] = rows * repeats / (time.perf_counter() - started)
+    reference = rates["F.linear_cross_entropy, chunks of 128, float32"]
+    print(f"\noutput layer alone ({rows:,} positions x {N_ITEMS + 4:,} items, loss + gradients):")
+    print("| implementation | positions/s | vs F.linear_cross_entropy (chunks of 128) |")
+    print("|---|---|---|")
+    for name, rate in rates.items():
+        print(f"| {name} | {rate:,.0f} | {rate / reference:.2f}x |")
 
 
 def gpu_report(steps: int) -> None:

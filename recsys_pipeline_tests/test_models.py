@@ -264,6 +264,45 @@ def test_fused_linear_cross_entropy_matches_autograd():
         )
 
 
+def test_fused_loss_in_bfloat16_stays_within_bf16_rounding_of_float32():
+    from recsys_pipeline.models.fused_loss import linear_cross_entropy
+
+    torch.manual_seed(0)
+    hidden = torch.randn(300, 16, requires_grad=True)
+    weight = torch.randn(500, 16, requires_grad=True)
+    targets = torch.randint(0, 500, (300,))
+    index = torch.randint(0, 500, (300, 5))
+    valid = (torch.rand(300, 5) > 0.3).float()
+    bias = torch.tensor([-1.0], requires_grad=True)
+    results = []
+    for dtype in (torch.float32, torch.bfloat16):
+        loss = linear_cross_entropy(
+            hidden, weight, targets, chunk=64, compute_dtype=dtype, seen=(index, valid, bias)
+        )
+        loss.backward()
+        results.append((loss.item(), hidden.grad, weight.grad, bias.grad))
+        hidden.grad = weight.grad = bias.grad = None
+    (loss32, *grads32), (loss16, *grads16) = results
+    assert loss16 == pytest.approx(loss32, rel=1e-2)
+    for g32, g16 in zip(grads32, grads16, strict=True):
+        assert g16.dtype == torch.float32  # accumulated and returned in the weights' dtype
+        assert ((g16 - g32).norm() / g32.norm()).item() < 2e-2
+
+
+def test_output_precision_setting():
+    from recsys_pipeline.training.config import SFTSettings
+    from recsys_pipeline.training.sft import output_layer_dtype
+
+    assert output_layer_dtype("float32", "cpu") is torch.float32
+    assert output_layer_dtype("bfloat16", "cpu") is torch.bfloat16
+    # auto: bf16 only where the CPU multiplies bf16 matrices natively
+    expected = torch.bfloat16 if torch.cpu._is_amx_tile_supported() else None
+    assert output_layer_dtype("auto", "cpu") is expected
+    assert output_layer_dtype("auto", "cuda") is None  # the Trainer's autocast decides
+    with pytest.raises(ValueError, match="output_precision='half'"):
+        SFTSettings(output_precision="half")
+
+
 def test_seen_item_bias_is_learned_the_same_way_on_both_loss_paths():
     model = tiny_model("sasrec_rope").train()
     with torch.no_grad():

@@ -44,6 +44,7 @@ class SFTConfig(dg.Config):
     weight_decay: float = _SFT.weight_decay
     patience: int = _SFT.patience
     seed: int = _SFT.seed
+    output_precision: str = _SFT.output_precision
     num_processes: int = 1  # > 1: torchrun data-parallel processes (GPUs, or gloo on CPU)
 
     def settings(self, max_length: int) -> SFTSettings:

@@ -420,6 +420,7 @@ class SASRecForCausalLM(SASRecPreTrainedModel, GenerationMixin):
         labels: torch.LongTensor | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         return_logits: bool = True,
+        loss_dtype: torch.dtype | None = None,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         **kwargs: object,
@@ -427,7 +428,8 @@ class SASRecForCausalLM(SASRecPreTrainedModel, GenerationMixin):
         """Causal-LM forward. ``labels`` follow the Hugging Face convention (same length as the
         input, shifted inside, -100 ignored); the loss projects only the labelled positions.
         ``return_logits=False`` skips the full ``(batch, seq, vocab)`` logits when only the loss
-        is wanted (training)."""
+        is wanted (training); ``loss_dtype`` is then the output layer's compute dtype (None: the
+        autocast dtype, else the weights')."""
         kwargs.pop("num_items_in_batch", None)
         kwargs.pop("use_cache", None)
         outputs = self.model(
@@ -466,7 +468,11 @@ class SASRecForCausalLM(SASRecPreTrainedModel, GenerationMixin):
                     index, valid = seen_tokens(input_ids, attention_mask, self.config)
                     seen = (index[:, :-1][labelled], valid[:, :-1][labelled], self.seen_bias)
                 loss = linear_cross_entropy(
-                    hidden[:, :-1][labelled], self.lm_head.weight, targets[labelled], seen=seen
+                    hidden[:, :-1][labelled],
+                    self.lm_head.weight,
+                    targets[labelled],
+                    compute_dtype=loss_dtype,
+                    seen=seen,
                 )
 
         aux_loss = expert_load = None

@@ -39,10 +39,17 @@ class SFTSettings:
     patience: int = 2  # epochs without a better validation NDCG@10 before stopping
     seed: int = 42
     seen_item_bias: bool = True  # the model's learned penalty on items already in the input
+    # The output layer's matmuls and softmax in training: "auto" is bfloat16 on CPUs with AMX
+    # (about twice as fast there, same validation NDCG: see the README) and under CUDA bf16.
+    output_precision: str = "auto"  # "auto", "float32" or "bfloat16"
 
     def __post_init__(self) -> None:
         if self.init not in ("text", "random"):
             raise ValueError(f"init={self.init!r}: use 'text' or 'random'")
+        if self.output_precision not in ("auto", "float32", "bfloat16"):
+            raise ValueError(
+                f"output_precision={self.output_precision!r}: use 'auto', 'float32' or 'bfloat16'"
+            )
         if self.head_dim is None and self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"hidden_size={self.hidden_size} is not divisible by "

@@ -30,6 +30,7 @@ from transformers.utils import logging as hf_logging
 from recsys_pipeline.histories import Histories
 from recsys_pipeline.item_vocab import ItemVocab
 from recsys_pipeline.metrics import TOP_K
+from recsys_pipeline.models.fused_loss import fast_compute_dtype
 from recsys_pipeline.models.modeling_sasrec import SASRecForCausalLM
 from recsys_pipeline.ranking import rank_users
 from recsys_pipeline.scoring import model_scorer
@@ -77,6 +78,14 @@ def device_and_precision() -> tuple[str, bool]:
     return "cpu", False
 
 
+def output_layer_dtype(precision: str, device: str) -> torch.dtype | None:
+    """The output layer's compute dtype for ``SFTSettings.output_precision`` (None: the
+    autocast dtype under bf16 training, else float32)."""
+    if precision == "auto":
+        return fast_compute_dtype(device)
+    return getattr(torch, precision)
+
+
 def init_item_rows(
     model: SASRecForCausalLM, vocab: ItemVocab, vectors: np.ndarray, std: float
 ) -> None:
@@ -119,9 +128,12 @@ class SASRecTrainer(Trainer):
     """HF Trainer with the recommender's loss path and full-ranking validation
     (``eval_dataset`` is a :class:`RankingEvalSet`)."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    def __init__(
+        self, *args: object, loss_dtype: torch.dtype | None = None, **kwargs: object
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.eval_seconds = 0.0
+        self.loss_dtype = loss_dtype
 
     def compute_loss(
         self,
@@ -132,7 +144,7 @@ class SASRecTrainer(Trainer):
     ) -> torch.Tensor | tuple[torch.Tensor, object]:
         # return_logits=False: the loss is computed by the fused chunked output layer, and the
         # (batch, seq, vocab) logits are never built.
-        outputs = model(**inputs, return_logits=False)
+        outputs = model(**inputs, return_logits=False, loss_dtype=self.loss_dtype)
         return (outputs.loss, outputs) if return_outputs else outputs.loss
 
     def get_decay_parameter_names(self, model: torch.nn.Module) -> list[str]:
@@ -272,6 +284,7 @@ def train_sft(
             eval_dataset=validation,
             data_collator=lambda batch: collate(batch, vocab.pad_token_id),
             callbacks=[EarlyStoppingCallback(settings.patience), _Progress(log, stage)],
+            loss_dtype=output_layer_dtype(settings.output_precision, device),
         )
         trainer.remove_callback(PrinterCallback)
         resume = _latest_checkpoint(stage_dir)
