@@ -9,6 +9,7 @@ results as JSON. With --epochs N it only times N training epochs (no validation,
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 
@@ -122,7 +123,7 @@ def main():
         }
     fit_seconds = time.perf_counter() - started
     lengths = train.dataset.inter_feat["item_length"].numpy()
-    epoch = sorted(trainer.epoch_seconds)[len(trainer.epoch_seconds) // 2]
+    epoch = statistics.median(trainer.epoch_seconds)
     with open(out_path, "w") as handle:
         json.dump(
             {
