@@ -5,7 +5,8 @@ off; and +DPO (the pipeline's DPO settings on top of the title-initialised model
 it wins on validation). Every row trains with the pipeline's SFT code (stage 1 + stage 2, best
 epoch by validation NDCG@10) and is scored on the test targets (full ranking). Profiles are
 built offline here (Steam matches + rule-based facts; Wikipedia and the LLM need the network).
-One command, a markdown table out:
+One command, a markdown table out (each row is also printed as soon as it is measured, so a
+failure late in the run loses nothing):
 
     .venv/bin/python bench/ablation.py [--rows NAME ...]
 """
@@ -50,7 +51,7 @@ def offline_profiles(titles: list[str]) -> list[str]:
                 "RECSYS_PROFILE": "cpu",
             }
         )
-        dg.materialize(defs.assets, selection="+item_profiles", resources=build_resources(settings))
+        dg.materialize(defs.assets, selection="*item_profiles", resources=build_resources(settings))
         return profile_texts(titles, read_profiles(settings.artifacts_dir / "item_profiles"))
 
 
@@ -72,7 +73,18 @@ def main() -> None:
     args = parser.parse_args()
     split, vocab, titles = real_data()
     vectors = title_vectors(split, vocab, titles, BASE.hidden_size)
-    rows: list[tuple[str, float, dict, dict]] = []  # (label, valid NDCG@10, test, run)
+    table = [
+        "| setting | valid NDCG@10 | test HR@10 | test NDCG@10 | test MRR@10 | epochs | minutes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def add_row(label: str, valid: float, test: dict, run: dict) -> None:
+        table.append(
+            f"| {label} | {valid:.4f} | {test['hr@10']:.4f} | {test['ndcg@10']:.4f} | "
+            f"{test['mrr@10']:.4f} | {run['epochs']} | {run['minutes']:.1f} |"
+        )
+        print(table[-1], flush=True)
+
     for name in args.rows:
         settings = cpu_settings(**ROWS[name])
         print(f"== {name}", flush=True)
@@ -84,20 +96,11 @@ def main() -> None:
         run = train_and_test(split, vocab, init if settings.init == "text" else None, settings, dpo)
         run["minutes"] = (time.perf_counter() - started) / 60
         if dpo is None:
-            rows.append((name, run["valid"]["ndcg@10"], run["test"], run))
+            add_row(name, run["valid"]["ndcg@10"], run["test"], run)
             continue
-        rows.append((name.removesuffix(" + DPO"), run["valid"]["ndcg@10"], run["sft_test"], run))
-        valid = run["dpo_valid"]["ndcg@10"]
-        rows.append((f"{name} (served: {run['served']})", valid, run["test"], run))
-    print(
-        "\n| setting | valid NDCG@10 | test HR@10 | test NDCG@10 | test MRR@10 | epochs | minutes |"
-    )
-    print("|---|---|---|---|---|---|---|")
-    for label, valid, test, run in rows:
-        print(
-            f"| {label} | {valid:.4f} | {test['hr@10']:.4f} | {test['ndcg@10']:.4f} | "
-            f"{test['mrr@10']:.4f} | {run['epochs']} | {run['minutes']:.1f} |"
-        )
+        add_row(name.removesuffix(" + DPO"), run["valid"]["ndcg@10"], run["sft_test"], run)
+        add_row(f"{name} (served: {run['served']})", run["dpo_valid"]["ndcg@10"], run["test"], run)
+    print("\n" + "\n".join(table))
 
 
 if __name__ == "__main__":
