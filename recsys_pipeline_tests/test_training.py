@@ -118,6 +118,33 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
     assert load_checkpoint(tmp_path / "out").config.variant == settings.variant
 
 
+def test_a_checkpoint_cut_off_mid_save_is_removed_and_the_one_before_resumes(tmp_path, monkeypatch):
+    settings = SFTSettings(**TINY, init="random", stage2_epochs=3, patience=5)
+    original = Trainer._save_checkpoint
+    saves = []
+
+    def die_mid_save(self, *args, **kwargs):
+        saves.append(self.state.global_step)
+        if len(saves) < 3:
+            return original(self, *args, **kwargs)
+        # the model is on disk, the trainer state (written last) is not
+        self.save_model(str(self.args.output_dir) + f"/checkpoint-{self.state.global_step}")
+        raise KeyboardInterrupt("simulated kill while the third checkpoint was written")
+
+    monkeypatch.setattr(Trainer, "_save_checkpoint", die_mid_save)
+    with pytest.raises(KeyboardInterrupt):
+        run_tiny_sft(tmp_path, settings)
+    stage = tmp_path / "work" / "stage2"
+    cut_off = stage / f"checkpoint-{saves[-1]}"
+    assert cut_off.is_dir() and not (cut_off / "trainer_state.json").exists()
+    monkeypatch.setattr(Trainer, "_save_checkpoint", original)
+    report = run_tiny_sft(tmp_path, settings)
+    assert report.resumed_from.endswith(f"checkpoint-{saves[-2]}")
+    assert [e.epoch for e in report.epochs] == [1, 2, 3]
+    for checkpoint in stage.glob("checkpoint-*"):  # nothing half-written is left
+        assert (checkpoint / "trainer_state.json").is_file()
+
+
 def test_broken_checkpoints_are_named_clearly(tmp_path):
     from recsys_pipeline_tests.test_models import tiny_model
 

@@ -24,6 +24,7 @@ from recsys_pipeline.item_vocab import ItemVocab, build_tokenizer
 from recsys_pipeline.preference_pairs import PreferencePairs
 from recsys_pipeline.training import distributed
 from recsys_pipeline.training.config import DPOSettings
+from recsys_pipeline.training.resume import latest_checkpoint
 from recsys_pipeline.training.sft import RankingEvalSet, device_and_precision
 
 
@@ -149,8 +150,7 @@ def train_dpo(
     report = DPOReport(valid_before=validation.metrics(model), valid_after={}, pairs=len(pairs))
     log(f"validation before DPO: {_fmt(report.valid_before)}")
     trainer = build_trainer(model, copy.deepcopy(model), pairs, vocab, settings, work_dir)
-    checkpoints = sorted(work_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    resume = checkpoints[-1] if checkpoints else None
+    resume = latest_checkpoint(work_dir)
     if resume is not None:
         log(f"resuming DPO from {resume}")
         report.resumed_from = str(resume)

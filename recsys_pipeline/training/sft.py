@@ -38,6 +38,7 @@ from recsys_pipeline.training import distributed
 from recsys_pipeline.training.config import SFTSettings
 from recsys_pipeline.training.data import WindowDataset, collate, training_windows
 from recsys_pipeline.training.freezing import freeze_rows
+from recsys_pipeline.training.resume import latest_checkpoint
 
 STAGE_DONE = "stage_done.json"
 METRIC = f"ndcg@{TOP_K}"
@@ -191,11 +192,6 @@ class _Progress(TrainerCallback):
         self.log(f"stage {self.stage}, epoch {metrics.get('epoch', 0):.0f}: {shown}")
 
 
-def _latest_checkpoint(folder: Path) -> Path | None:
-    checkpoints = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    return checkpoints[-1] if checkpoints else None
-
-
 def train_sft(
     train: Histories,
     valid_inputs: Histories,
@@ -287,7 +283,7 @@ def train_sft(
             loss_dtype=output_layer_dtype(settings.output_precision, device),
         )
         trainer.remove_callback(PrinterCallback)
-        resume = _latest_checkpoint(stage_dir)
+        resume = latest_checkpoint(stage_dir)
         first_step = 0
         if resume is not None:
             log(f"stage {stage}: resuming from {resume}")
