@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import dagster as dg
 import pytest
 
 from recsys_pipeline.artifacts import ArtifactError, ArtifactStore
@@ -155,6 +156,9 @@ def test_read_only_artifacts_are_a_clear_error(tmp_path, small_disk, resources_f
 def test_two_runs_of_the_same_asset_at_once_serialise_cleanly(tmp_path):
     csv = write_rows(tmp_path / "in.csv", tiny_rows(n_users=3000, n_items=500))
     env = cli_env(tmp_path, csv)
+    # An instance that exists already, as after any first run: two processes racing to create a
+    # fresh instance's SQLite tables is Dagster's start-up, not what this test is about.
+    dg.DagsterInstance.from_config(env["DAGSTER_HOME"]).dispose()
     runs = [dagster_materialize("raw_csv", env) for _ in range(2)]
     outputs = [run.communicate(timeout=300)[0].decode() for run in runs]
     assert all(run.returncode == 0 for run in runs), outputs
