@@ -1,7 +1,7 @@
 """Ablation on the real data, CPU profile: the original report's table on our split.
 
 Rows: random vs title vs profile initialisation; the four variants; the learned seen-item bias
-off; and +DPO (the pipeline's DPO settings on top of the title-initialised model, served only if
+off; the output layer in float32 instead of bf16 (the default on AMX CPUs); and +DPO (the pipeline's DPO settings on top of the title-initialised model, served only if
 it wins on validation). Every row trains with the pipeline's SFT code (stage 1 + stage 2, best
 epoch by validation NDCG@10) and is scored on the test targets (full ranking). Profiles are
 built offline here (Steam matches + rule-based facts; Wikipedia and the LLM need the network).
@@ -64,6 +64,7 @@ ROWS = {
     "title init, sasrec_gate": dict(variant="sasrec_gate"),
     "title init, sasrec_moe": dict(variant="sasrec_moe"),
     "title init, no seen-item bias": dict(seen_item_bias=False),
+    "title init, float32 output layer": dict(output_precision="float32"),
 }
 
 
