@@ -118,9 +118,7 @@ def ui(tmp_path_factory):
     yield url, data
     os.killpg(server.pid, signal.SIGTERM)
     try:
-        # dagster dev stops its daemon, code server and webserver in turn: at the end of two full
-        # `make test` runs here that took over 30 s, alone it takes a few
-        server.wait(timeout=90)
+        server.wait(timeout=30)
     except subprocess.TimeoutExpired:
         os.killpg(server.pid, signal.SIGKILL)
         raise AssertionError("dagster dev did not stop on SIGTERM") from None
