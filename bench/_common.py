@@ -6,7 +6,6 @@ from __future__ import annotations
 import statistics
 import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +14,14 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_CSV = REPO.parent / "shared" / "data" / "amazon-games" / "sequences.csv"
 sys.path.insert(0, str(REPO))
 
-from recsys_pipeline.item_text import BUNDLED_MODEL, build_item_vectors  # noqa: E402
-from recsys_pipeline.item_vocab import ItemVocab  # noqa: E402
-from recsys_pipeline.raw_input import parse_sequences_csv  # noqa: E402
-from recsys_pipeline.split import Split  # noqa: E402
-from recsys_pipeline.training.config import SFTSettings  # noqa: E402
+from recsys_pipeline.data.input_csv import parse_sequences_csv  # noqa: E402
+from recsys_pipeline.data.split import Split  # noqa: E402
+from recsys_pipeline.data.vocab import ItemVocab  # noqa: E402
+from recsys_pipeline.enrichment.text_vectors import (  # noqa: E402
+    EmbeddingSettings,
+    build_item_vectors,
+)
+from recsys_pipeline.training.settings import SFTSettings  # noqa: E402
 
 
 def real_data() -> tuple[Split, ItemVocab, list[str]]:
@@ -31,7 +33,8 @@ def real_data() -> tuple[Split, ItemVocab, list[str]]:
 
 
 def title_vectors(split: Split, vocab: ItemVocab, titles: list[str], dims: int) -> np.ndarray:
-    return build_item_vectors(titles, split.train, vocab, BUNDLED_MODEL, dims).vectors
+    settings = EmbeddingSettings(dimensions=dims)
+    return build_item_vectors(titles, split.train, vocab, settings, "cpu").vectors
 
 
 def train_and_test(
@@ -43,14 +46,14 @@ def train_and_test(
 ) -> dict:
     """Train with the pipeline's SFT code (then DPO, when given settings for it); test metrics
     under the pipeline's protocol, of the model the pipeline would serve (best on validation)."""
-    from recsys_pipeline.assets.preference import choose_served
-    from recsys_pipeline.checkpoints import load_checkpoint
-    from recsys_pipeline.evaluation import evaluate_on_test
-    from recsys_pipeline.negatives import MiningSettings
-    from recsys_pipeline.preference_pairs import build_pairs
-    from recsys_pipeline.scoring import item_output_vectors, model_scorer
-    from recsys_pipeline.training.dpo import train_dpo
-    from recsys_pipeline.training.sft import RankingEvalSet, train_sft
+    from recsys_pipeline.models.checkpoints import load_checkpoint
+    from recsys_pipeline.ranking.protocol import evaluate_on_test
+    from recsys_pipeline.ranking.scoring import item_output_vectors, model_scorer
+    from recsys_pipeline.training.dpo import choose_served, train_dpo
+    from recsys_pipeline.training.negatives import MiningSettings
+    from recsys_pipeline.training.pairs import build_pairs
+    from recsys_pipeline.training.sft import train_sft
+    from recsys_pipeline.training.validation import RankingEvalSet
 
     log = lambda line: print("   ", line, flush=True)  # noqa: E731
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,7 +77,7 @@ def train_and_test(
             "train_seconds": report.train_seconds,
             "parameters": report.parameters,
         }
-        scorer = model_scorer(load_checkpoint(sft_dir), vocab, settings.max_length)
+        scorer = model_scorer(load_checkpoint(sft_dir), vocab)
         result["sft_test"] = evaluate_on_test({"m": scorer}, split, vocab)["m"].metrics()
         served = sft_dir
         if dpo is not None:
@@ -83,10 +86,10 @@ def train_and_test(
                 split,
                 vocab,
                 item_output_vectors(sft, vocab).numpy(),
-                settings.max_length,
+                settings.max_history_length,
                 MiningSettings(),
             )
-            validation = RankingEvalSet(*split.validation(), vocab, settings.max_length)
+            validation = RankingEvalSet(*split.validation(), vocab)
             dpo_report = train_dpo(
                 sft_dir, pairs, vocab, validation, dpo, Path(tmp) / "dpo-work", dpo_dir, log=log
             )
@@ -96,24 +99,22 @@ def train_and_test(
             result.update(dpo_valid=dpo_report.valid_after, served=choice)
             served = dpo_dir if choice == "dpo" else sft_dir
         model = load_checkpoint(served)
-        test = evaluate_on_test(
-            {"m": model_scorer(model, vocab, settings.max_length)}, split, vocab
-        )
+        test = evaluate_on_test({"m": model_scorer(model, vocab)}, split, vocab)
         result["test"] = test["m"].metrics()
     return result
 
 
 def pipeline_dpo_settings() -> object:
     """The DPO settings a default dpo_checkpoint run uses."""
-    from recsys_pipeline.assets.preference import DPOConfig
+    from recsys_pipeline.training.settings import DPOSettings
 
-    return DPOConfig().settings()
+    return DPOSettings()
 
 
 def cpu_settings(**changes: object) -> SFTSettings:
     from recsys_pipeline.settings import PROFILES
 
-    return replace(PROFILES["cpu"].sft, **changes)
+    return SFTSettings(**{**PROFILES["cpu"].sft.model_dump(), **changes})
 
 
 __all__ = [

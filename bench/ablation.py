@@ -36,9 +36,9 @@ def offline_profiles(titles: list[str]) -> list[str]:
     rule-based facts): the enrichment assets materialized on the real data in a scratch folder."""
     import dagster as dg
 
-    from recsys_pipeline.assets.enrichment import read_profiles
     from recsys_pipeline.definitions import build_resources, defs
-    from recsys_pipeline.item_text import profile_texts
+    from recsys_pipeline.enrichment.profiles import read_profiles
+    from recsys_pipeline.enrichment.text_vectors import profile_texts
     from recsys_pipeline.settings import load_settings
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -35,7 +35,7 @@ def reference_parse(path: Path) -> float:
 
 
 def our_parse(path: Path) -> float:
-    from recsys_pipeline.raw_input import parse_sequences_csv
+    from recsys_pipeline.data.input_csv import parse_sequences_csv
 
     started = time.perf_counter()
     parse_sequences_csv(path)

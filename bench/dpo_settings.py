@@ -13,30 +13,29 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import _common  # noqa: F401  (puts the repository on sys.path)
 
-from recsys_pipeline.checkpoints import load_checkpoint
-from recsys_pipeline.evaluation import evaluate_on_test
-from recsys_pipeline.item_vocab import load_vocab
-from recsys_pipeline.negatives import MiningSettings
-from recsys_pipeline.preference_pairs import build_pairs
-from recsys_pipeline.scoring import item_output_vectors, model_scorer
-from recsys_pipeline.split import read_max_history_length, read_split
-from recsys_pipeline.training.config import DPOSettings
+from recsys_pipeline.data.split import read_split
+from recsys_pipeline.data.vocab import load_vocab
+from recsys_pipeline.models.checkpoints import load_checkpoint
+from recsys_pipeline.ranking.protocol import evaluate_on_test
+from recsys_pipeline.ranking.scoring import item_output_vectors, model_scorer
 from recsys_pipeline.training.dpo import reward_summary, train_dpo
-from recsys_pipeline.training.sft import RankingEvalSet
+from recsys_pipeline.training.negatives import MiningSettings
+from recsys_pipeline.training.pairs import build_pairs
+from recsys_pipeline.training.settings import DPOSettings
+from recsys_pipeline.training.validation import RankingEvalSet
 
-SIGMOID = DPOSettings(loss_type=("sigmoid",), loss_weights=None)
+SIGMOID = dict(loss_type=["sigmoid"], loss_weights=None)
 # name -> (mining changes, DPO settings)
 ROWS: dict[str, tuple[dict, DPOSettings]] = {
-    "sigmoid, beta 0.1, lr 1e-4": ({}, SIGMOID),
-    "sigmoid, beta 0.05, lr 5e-5": ({}, replace(SIGMOID, beta=0.05, learning_rate=5e-5)),
-    "ipo, beta 0.1": ({}, replace(SIGMOID, loss_type=("ipo",))),
+    "sigmoid, beta 0.1, lr 1e-4": ({}, DPOSettings(**SIGMOID)),
+    "sigmoid, beta 0.05, lr 5e-5": ({}, DPOSettings(**SIGMOID, beta=0.05, learning_rate=5e-5)),
+    "ipo, beta 0.1": ({}, DPOSettings(loss_type=["ipo"], loss_weights=None)),
     "sigmoid + sft (default)": ({}, DPOSettings()),
-    "sigmoid, 3 negatives a positive": ({"negatives_per_positive": 3}, SIGMOID),
+    "sigmoid, 3 negatives a positive": ({"negatives_per_positive": 3}, DPOSettings(**SIGMOID)),
 }
 
 
@@ -46,12 +45,12 @@ def main() -> None:
     parser.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
     args = parser.parse_args()
     split = read_split(args.artifacts / "sequences")
-    max_length = read_max_history_length(args.artifacts / "sequences")
     vocab = load_vocab(args.artifacts / "tokenizer")
     sft_dir = args.artifacts / "sft_checkpoint"
     sft = load_checkpoint(sft_dir)
+    max_length = sft.config.max_history_length
     vectors = item_output_vectors(sft, vocab).numpy()
-    validation = RankingEvalSet(*split.validation(), vocab, max_length)
+    validation = RankingEvalSet(*split.validation(), vocab)
     print(
         "| DPO setting | pairs | valid NDCG@10 before → after | test NDCG@10 | test HR@10 | "
         "reward margin | reward accuracy | seconds |"
@@ -73,7 +72,7 @@ def main() -> None:
                 out,
                 log=lambda line: None,
             )
-            scorer = model_scorer(load_checkpoint(out), vocab, max_length)
+            scorer = model_scorer(load_checkpoint(out), vocab)
             test = evaluate_on_test({"m": scorer}, split, vocab)["m"].metrics()
         rewards = reward_summary(report.history)
         print(

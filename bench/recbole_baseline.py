@@ -139,11 +139,11 @@ def main() -> None:
     if not SHARED_CSV.is_file():
         sys.exit(f"needs the real data at {SHARED_CSV}")
     sys.path.insert(0, str(REPO))
-    from recsys_pipeline.baselines import popularity_scorer, transition_scorer
-    from recsys_pipeline.evaluation import evaluate_on_test
-    from recsys_pipeline.item_vocab import ItemVocab
-    from recsys_pipeline.raw_input import parse_sequences_csv
-    from recsys_pipeline.split import Split
+    from recsys_pipeline.data.input_csv import parse_sequences_csv
+    from recsys_pipeline.data.split import Split
+    from recsys_pipeline.data.vocab import ItemVocab
+    from recsys_pipeline.ranking.baselines import popularity_scorer, transition_scorer
+    from recsys_pipeline.ranking.protocol import evaluate_on_test
 
     RESULTS.mkdir(exist_ok=True)
     parsed = parse_sequences_csv(SHARED_CSV)

@@ -28,7 +28,7 @@ def main() -> None:
     from _common import real_data
 
     from recsys_pipeline.enrichment.steam import load_steam_games, match_items
-    from recsys_pipeline.item_text import BUNDLED_MODEL, encode_texts
+    from recsys_pipeline.enrichment.text_vectors import BUNDLED_MODEL, encode_texts
 
     if not STEAM.is_file():
         sys.exit(f"needs {STEAM}")
@@ -60,9 +60,9 @@ def main() -> None:
         recall = correct / positives
         f1 = 2 * precision * recall / max(1e-9, precision + recall)
         print(f"| {threshold:.2f} | {accepted.sum()} | {precision:.3f} | {recall:.3f} | {f1:.3f} |")
-    from recsys_pipeline.assets.enrichment import SteamEnrichmentConfig
+    from recsys_pipeline.enrichment.steam import SteamMatchSettings
 
-    chosen = SteamEnrichmentConfig().threshold
+    chosen = SteamMatchSettings().threshold
     share = float(((matches.kind == "exact") | (matches.score >= chosen)).mean())
     print(f"whole catalog matched at the default threshold {chosen}: {share:.1%}")
 

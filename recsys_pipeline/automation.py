@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from recsys_pipeline.amazon_source import sha256_of
+from recsys_pipeline.data.download import sha256_of
 from recsys_pipeline.resources import InputSource, RecsysStorage
 
 full_pipeline = dg.define_asset_job("full_pipeline", selection=dg.AssetSelection.all())

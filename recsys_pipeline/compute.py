@@ -3,15 +3,18 @@ GPU pods for the training steps only."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-
 import dagster as dg
 
-from recsys_pipeline.settings import Settings, load_settings
+from recsys_pipeline.settings import Settings
 
 GPU_TAG = "gpu"
+GPU_POOL = "gpu"
 K8S_CONFIG_TAG = "dagster-k8s/config"  # read by dagster-k8s for each step's pod
+
+
+def training_step(settings: Settings) -> dict[str, object]:
+    """The ``@dg.asset`` arguments of every GPU-tagged training step."""
+    return {"op_tags": training_op_tags(settings), "pool": GPU_POOL}
 
 
 def training_op_tags(settings: Settings) -> dict[str, object]:
@@ -38,11 +41,3 @@ def build_executor(settings: Settings) -> dg.ExecutorDefinition:
 
         return k8s_job_executor.configured(limits)
     return dg.multiprocess_executor.configured(limits)
-
-
-def string_tags(tags: Mapping[str, object]) -> dict[str, str]:
-    """Tags as Dagster stores them on steps: non-string values JSON-encoded."""
-    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in tags.items()}
-
-
-TRAINING_TAGS = training_op_tags(load_settings())

@@ -6,17 +6,7 @@ from __future__ import annotations
 import dagster as dg
 
 from recsys_pipeline import automation
-from recsys_pipeline.assets import (
-    embeddings,
-    enrichment,
-    evaluation,
-    ingest,
-    preference,
-    serving,
-    split,
-    training,
-    vocab,
-)
+from recsys_pipeline.assets import ASSET_MODULES
 from recsys_pipeline.compute import build_executor
 from recsys_pipeline.resources import (
     InputSource,
@@ -26,18 +16,6 @@ from recsys_pipeline.resources import (
     WikipediaAPI,
 )
 from recsys_pipeline.settings import Settings, load_settings
-
-ASSET_MODULES = [
-    ingest,
-    split,
-    vocab,
-    enrichment,
-    embeddings,
-    training,
-    preference,
-    serving,
-    evaluation,
-]
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
@@ -56,15 +34,17 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    all_assets = dg.load_assets_from_modules(ASSET_MODULES)
-    return dg.Definitions(
-        assets=all_assets,
-        asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
-        resources=build_resources(settings),
-        jobs=[automation.full_pipeline, automation.refresh_input],
-        schedules=[automation.weekly_full_pipeline],
-        sensors=[automation.input_file_changed],
-        executor=build_executor(settings),
+    """Every asset and check with ``settings``' profile defaults, the resources the environment
+    names, the jobs, schedule and sensor, and the executor."""
+    return dg.Definitions.merge(
+        *(module.definitions(settings) for module in ASSET_MODULES),
+        dg.Definitions(
+            resources=build_resources(settings),
+            jobs=[automation.full_pipeline, automation.refresh_input],
+            schedules=[automation.weekly_full_pipeline],
+            sensors=[automation.input_file_changed],
+            executor=build_executor(settings),
+        ),
     )
 
 

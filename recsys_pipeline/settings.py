@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from recsys_pipeline.item_text import BUNDLED_MODEL
-from recsys_pipeline.training.config import SFTSettings
+from recsys_pipeline.enrichment.text_vectors import EmbeddingSettings
+from recsys_pipeline.training.settings import SFTSettings
 
 ProfileName = Literal["cpu", "gpu"]
 
@@ -28,7 +28,14 @@ class Profile:
 
     name: ProfileName
     sft: SFTSettings  # model size, training, and the max history length models read
-    embedding_model: str
+    embedding: EmbeddingSettings  # its dimensions equal sft.hidden_size
+
+    def __post_init__(self) -> None:
+        if self.embedding.dimensions != self.sft.hidden_size:
+            raise ValueError(
+                f"profile {self.name}: item vectors of {self.embedding.dimensions} dimensions "
+                f"for a model {self.sft.hidden_size} wide"
+            )
 
 
 PROFILES: dict[str, Profile] = {
@@ -36,7 +43,7 @@ PROFILES: dict[str, Profile] = {
     "cpu": Profile(
         name="cpu",
         sft=SFTSettings(),
-        embedding_model=BUNDLED_MODEL,
+        embedding=EmbeddingSettings(dimensions=64),
     ),
     # The original project's size, in bf16 on one GPU.
     "gpu": Profile(
@@ -56,7 +63,7 @@ PROFILES: dict[str, Profile] = {
             batch_size=1024,
             patience=3,
         ),
-        embedding_model="Qwen/Qwen3-Embedding-0.6B",
+        embedding=EmbeddingSettings(model="Qwen/Qwen3-Embedding-0.6B", dimensions=1024),
     ),
 }
 
@@ -88,10 +95,6 @@ class Settings:
     @property
     def artifacts_dir(self) -> Path:
         return self.data_dir / "artifacts"
-
-    @property
-    def default_raw_csv(self) -> Path:
-        return self.data_dir / "raw" / "sequences.csv"
 
 
 def cuda_present() -> bool:

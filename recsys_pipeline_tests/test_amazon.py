@@ -7,9 +7,10 @@ import json
 import pytest
 import requests
 
-from recsys_pipeline.amazon_source import DownloadError, build_sequences_csv, download
-from recsys_pipeline.input_source import InputUnavailableError, locate_input_csv
-from recsys_pipeline.raw_input import parse_sequences_csv
+from recsys_pipeline.data.amazon import build_sequences_csv
+from recsys_pipeline.data.download import DownloadError, download
+from recsys_pipeline.data.input_csv import parse_sequences_csv
+from recsys_pipeline.data.input_location import InputUnavailableError, locate_input_csv
 from recsys_pipeline_tests.http_fakes import file_server, serve
 
 

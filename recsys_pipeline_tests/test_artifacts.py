@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from recsys_pipeline.artifacts import ArtifactError, ArtifactStore
+from recsys_pipeline.data.artifacts import ArtifactError, ArtifactStore
 
 
 def test_publish_replaces_atomically_and_keeps_one_previous_version(tmp_path):

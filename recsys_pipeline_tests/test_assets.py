@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from recsys_pipeline.split import read_split
+from recsys_pipeline.data.split import read_split
 from recsys_pipeline_tests.conftest import tiny_rows, write_rows
 from recsys_pipeline_tests.helpers import (
     check_results,
@@ -16,22 +16,26 @@ from recsys_pipeline_tests.helpers import (
     read_metrics,
     run_graph,
 )
+from recsys_pipeline_tests.test_models import expected_parameters
 
 
 def test_whole_graph_on_tiny_data(tmp_path, tiny_csv, resources_for):
     result = run_graph(resources_for(tiny_csv))
     assert result.success
-    checks = check_results(result)
-    assert checks == {
+    data = tmp_path / "data"
+    artifacts = data / "artifacts"
+    # the DPO check is a warning either way; it must say what serving.json recorded
+    serving = json.loads((artifacts / "dpo_checkpoint" / "serving.json").read_text())
+    dpo_better = serving["valid_ndcg@10"]["dpo"] > serving["valid_ndcg@10"]["sft"]
+    assert check_results(result) == {
         "targets_not_in_training_part": True,
         "split_counts_add_up": True,
         "tokenizer_covers_sequences": True,
         "pairs_are_valid": True,
-        "dpo_improves_on_sft": checks["dpo_improves_on_sft"],  # a warning, either way
+        "dpo_improves_on_sft": dpo_better,
         "predictions_cover_users": True,
     }
-    data = tmp_path / "data"
-    artifacts = data / "artifacts"
+    assert serving["served"] == ("dpo" if dpo_better else "sft")
     for key in ("raw_csv", "sequences", "tokenizer", "item_profiles", "predictions", "evaluation"):
         assert (artifacts / key).is_dir(), key
 
@@ -51,7 +55,9 @@ def test_whole_graph_on_tiny_data(tmp_path, tiny_csv, resources_for):
     with (artifacts / "predictions" / "predictions.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["user_id"]) for r in rows] == list(range(60))
-    assert all(len(set(json.loads(r["item_id"]))) == 10 for r in rows)
+    for row in rows:
+        items = json.loads(row["item_id"])
+        assert len(set(items)) == 10 and all(isinstance(i, int) and 1 <= i <= 40 for i in items)
 
 
 def test_test_top10_file_reproduces_the_metrics(tmp_path, tiny_csv, resources_for):
@@ -154,7 +160,16 @@ def test_model_stages_on_tiny_data(tmp_path, tiny_csv, resources_for):
     models = read_metrics(tmp_path / "data")["models"]
     assert set(models) == {"popularity", "sft", "dpo"}
     sft = materialization_metadata(result, "sft_checkpoint")
-    assert sft["variant"] == "sasrec_rope" and sft["parameters"] > 0
+    # 40 items + PAD/UNK/BOS/EOS, the CPU profile's size (64 wide, 2 layers, 2 heads, inner 256)
+    shape = dict(
+        vocab_size=44,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=256,
+    )
+    assert sft["variant"] == "sasrec_rope"
+    assert sft["parameters"] == expected_parameters("sasrec_rope", shape)
     assert "| stage | epoch |" in sft["epochs"] and sft["curves"].startswith("![")
     embeddings = materialization_metadata(result, "item_embeddings")
     assert embeddings["coverage"] == 1.0 and embeddings["dimensions"] == 64
@@ -206,10 +221,21 @@ def test_broken_checkpoint_fails_clearly(tmp_path, tiny_csv, resources_for, dama
 
 
 def test_serve_best_keeps_sft_when_dpo_is_worse(tmp_path, tiny_csv, resources_for):
+    # Plain DPO (no sft term) at a learning rate of 0.5 wrecks a well-trained model: measured
+    # here, validation NDCG@10 0.42 -> 0.13. With the default sft term the same rate did not
+    # reliably hurt (it helped on one CPU and hurt on another), so the test must not rely on it.
+    sft = {"config": {"stage1_epochs": 1, "stage2_epochs": 4}}
     harmful = {
-        "config": {"learning_rate": 0.5, "epochs": 3, "batch_size": 8, "serve_model": "best"}
+        "config": {
+            "learning_rate": 0.5,
+            "epochs": 3,
+            "batch_size": 8,
+            "loss_type": ["sigmoid"],
+            "loss_weights": None,
+            "serve_model": "best",
+        }
     }
-    result = run_graph(resources_for(tiny_csv), sft_checkpoint=FAST_SFT, dpo_checkpoint=harmful)
+    result = run_graph(resources_for(tiny_csv), sft_checkpoint=sft, dpo_checkpoint=harmful)
     assert result.success  # a worse DPO model warns, it does not stop the pipeline
     dpo = materialization_metadata(result, "dpo_checkpoint")
     assert dpo["valid_after/ndcg@10"] < dpo["valid_before/ndcg@10"]

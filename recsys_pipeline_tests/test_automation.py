@@ -102,12 +102,12 @@ def test_only_training_steps_get_gpu_pods():
         get_user_defined_k8s_config,
     )
 
-    from recsys_pipeline.compute import string_tags
-
     config = DagsterK8sJobConfig(job_image="recsys:latest", dagster_home="/opt/dagster/home")
     for assets_def in k8s_definitions().assets:
         name = assets_def.key.to_user_string()
-        user_config = get_user_defined_k8s_config(string_tags(assets_def.op.tags))
+        user_config = get_user_defined_k8s_config(
+            assets_def.op.tags
+        )  # Dagster stores tags as strings
         job = construct_dagster_k8s_job(
             config, ["dagster", "api", "execute_step"], "step", user_config
         )

@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 from recsys_pipeline.definitions import defs
 from recsys_pipeline_tests.conftest import REPO
@@ -41,15 +40,15 @@ def test_training_assets_are_gpu_tagged_and_pooled():
                 assert assets_def.op.pool == "gpu"
 
 
-def test_defs_loads_fast_without_torch_or_transformers():
+def test_defs_load_without_torch_transformers_or_faiss():
+    """Loading the code location (every `dagster` command, every UI reload) imports none of the
+    heavy libraries: their import is what made it slow. How fast it loads is bench/ material."""
     code = (
-        "import json, sys, time; t = time.perf_counter();"
+        "import json, sys;"
         "from recsys_pipeline.definitions import defs; defs.resolve_all_asset_keys();"
-        "print(json.dumps({'s': time.perf_counter() - t,"
-        " 'heavy': [m for m in ('torch', 'transformers', 'sentence_transformers', 'faiss')"
-        " if m in sys.modules]}))"
+        "print(json.dumps([m for m in ('torch', 'transformers', 'sentence_transformers', 'faiss',"
+        " 'trl', 'datasets', 'matplotlib') if m in sys.modules]))"
     )
-    started = time.perf_counter()
     out = subprocess.run(
         [sys.executable, "-c", code],
         cwd=REPO,
@@ -58,10 +57,7 @@ def test_defs_loads_fast_without_torch_or_transformers():
         check=True,
         env={**os.environ, "RECSYS_DATA_DIR": "/nonexistent"},
     )
-    wall = time.perf_counter() - started
-    report = json.loads(out.stdout.strip().splitlines()[-1])
-    assert report["heavy"] == []
-    assert wall < 3.0, f"python + import of the definitions took {wall:.2f} s"
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
 def test_workspace_and_pyproject_point_at_the_definitions():

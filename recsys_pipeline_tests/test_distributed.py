@@ -40,7 +40,7 @@ def test_two_gloo_processes_match_one(tmp_path, medium, resources_for, capfd):
     assert [(e["stage"], e["epoch"]) for e in report["epochs"]] == [(1, 1)] + [
         (2, e) for e in range(1, 5)
     ]
-    from recsys_pipeline.checkpoints import load_checkpoint
+    from recsys_pipeline.models.checkpoints import load_checkpoint
 
     assert load_checkpoint(folder).config.variant == "sasrec_rope"
     assert abs(double["valid/ndcg@10"] - single["valid/ndcg@10"]) < 0.05
@@ -59,7 +59,7 @@ def test_dpo_under_torchrun(tmp_path, medium, resources_for):
     result = run_graph(resources, selection="dpo_checkpoint", dpo_checkpoint=dpo)
     meta = materialization_metadata(result, "dpo_checkpoint")
     assert meta["steps"] > 0 and meta["served"] in {"sft", "dpo"}
-    from recsys_pipeline.checkpoints import load_checkpoint
+    from recsys_pipeline.models.checkpoints import load_checkpoint
 
     artifacts = tmp_path / "data" / "artifacts"
     sft = load_checkpoint(artifacts / "sft_checkpoint").state_dict()

@@ -12,7 +12,7 @@ import time
 import dagster as dg
 import pytest
 
-from recsys_pipeline.artifacts import ArtifactError, ArtifactStore
+from recsys_pipeline.data.artifacts import ArtifactError, ArtifactStore
 from recsys_pipeline_tests.conftest import REPO, tiny_rows, write_rows
 from recsys_pipeline_tests.helpers import (
     cli_env,
@@ -67,7 +67,7 @@ def test_sigkill_mid_training_resumes_from_the_last_checkpoint(tmp_path, resourc
     )
     epochs = [e["epoch"] for e in report["epochs"]]
     assert epochs == sorted(set(epochs)) and epochs[-1] == 15  # continued, not restarted
-    from recsys_pipeline.checkpoints import load_checkpoint
+    from recsys_pipeline.models.checkpoints import load_checkpoint
 
     assert (
         load_checkpoint(tmp_path / "data" / "artifacts" / "sft_checkpoint").config.model_type
@@ -78,7 +78,7 @@ def test_sigkill_mid_training_resumes_from_the_last_checkpoint(tmp_path, resourc
 WRITER = """
 import sys, time
 from pathlib import Path
-from recsys_pipeline.artifacts import ArtifactStore
+from recsys_pipeline.data.artifacts import ArtifactStore
 with ArtifactStore(Path(sys.argv[1])).writing("thing") as folder:
     (folder / "value.txt").write_text("half")
     print("writing", flush=True)
@@ -162,7 +162,7 @@ def test_two_runs_of_the_same_asset_at_once_serialise_cleanly(tmp_path):
     runs = [dagster_materialize("raw_csv", env) for _ in range(2)]
     outputs = [run.communicate(timeout=300)[0].decode() for run in runs]
     assert all(run.returncode == 0 for run in runs), outputs
-    from recsys_pipeline.raw_input import read_histories
+    from recsys_pipeline.data.input_csv import read_histories
 
     artifacts = tmp_path / "data" / "artifacts"
     assert len(read_histories(artifacts / "raw_csv")) == 3000

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recsys_pipeline.raw_input import (
+from recsys_pipeline.data.input_csv import (
     InputFileError,
     parse_sequences_csv,
     read_catalog,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from recsys_pipeline.metrics import ranking_metrics, target_ranks, top_k
+from recsys_pipeline.ranking.metrics import ranking_metrics, target_ranks, top_k
 
 
 def reference_order(scores: np.ndarray) -> np.ndarray:

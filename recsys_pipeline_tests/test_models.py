@@ -13,7 +13,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 import recsys_pipeline  # noqa: F401  (registers model_type "sasrec")
 from recsys_pipeline.models.configuration_sasrec import VARIANTS, SASRecConfig
 from recsys_pipeline.models.modeling_sasrec import SASRecForCausalLM, last_real_hidden
-from recsys_pipeline.training.freezing import freeze_rows, parameter_groups
+from recsys_pipeline.training.freezing import decay_parameter_names, freeze_rows
 from recsys_pipeline_tests.conftest import REPO
 
 VOCAB = 40  # PAD=0, items 1..36, UNK=37, BOS=38, EOS=39
@@ -156,22 +156,20 @@ ORIGINAL = dict(
 )
 
 
-def expected_parameters(variant: str, active: bool = False) -> int:
+def expected_parameters(variant: str, config: dict = ORIGINAL, active: bool = False) -> int:
     """Count from the architecture's definition, independently of the module tree."""
-    v, h, layers = ORIGINAL["vocab_size"], ORIGINAL["hidden_size"], ORIGINAL["num_hidden_layers"]
-    inner, ffn = (
-        ORIGINAL["num_attention_heads"] * ORIGINAL["head_dim"],
-        ORIGINAL["intermediate_size"],
-    )
+    v, h, layers = config["vocab_size"], config["hidden_size"], config["num_hidden_layers"]
+    head_dim = config.get("head_dim") or h // config["num_attention_heads"]
+    inner, ffn = config["num_attention_heads"] * head_dim, config["intermediate_size"]
     attention = 4 * h * inner  # q, k, v, o
     norms = 2 * h
     mlp = {"sasrec": 2 * h * ffn, "sasrec_rope": 2 * h * ffn, "sasrec_gate": 3 * h * ffn}.get(
         variant
     )
     if variant == "sasrec_moe":
-        experts = ORIGINAL["num_experts_per_tok"] if active else ORIGINAL["num_experts"]
-        mlp = experts * 2 * h * ffn + h * ORIGINAL["num_experts"]  # experts + router
-    positions = ORIGINAL["max_position_embeddings"] * h if variant == "sasrec" else 0
+        experts = config["num_experts_per_tok"] if active else config["num_experts"]
+        mlp = experts * 2 * h * ffn + h * config["num_experts"]  # experts + router
+    positions = config["max_position_embeddings"] * h if variant == "sasrec" else 0
     seen_bias = 1
     return v * h + positions + layers * (attention + norms + mlp) + h + seen_bias  # tied head
 
@@ -289,18 +287,31 @@ def test_fused_loss_in_bfloat16_stays_within_bf16_rounding_of_float32():
         assert ((g16 - g32).norm() / g32.norm()).item() < 2e-2
 
 
-def test_output_precision_setting():
-    from recsys_pipeline.training.config import SFTSettings
-    from recsys_pipeline.training.sft import output_layer_dtype
+def test_output_precision_setting(monkeypatch):
+    from recsys_pipeline.training import sft
+    from recsys_pipeline.training.settings import SFTSettings
 
-    assert output_layer_dtype("float32", "cpu") is torch.float32
-    assert output_layer_dtype("bfloat16", "cpu") is torch.bfloat16
-    # auto: bf16 only where the CPU multiplies bf16 matrices natively
-    expected = torch.bfloat16 if torch.cpu._is_amx_tile_supported() else None
-    assert output_layer_dtype("auto", "cpu") is expected
-    assert output_layer_dtype("auto", "cuda") is None  # the Trainer's autocast decides
-    with pytest.raises(ValueError, match="output_precision='half'"):
+    assert sft.output_layer_dtype("float32", "cpu") is torch.float32
+    assert sft.output_layer_dtype("bfloat16", "cpu") is torch.bfloat16
+    # auto: bf16 where the one probe (models/precision.py) says bf16 matmuls are fast, else the
+    # weights' or the autocast dtype
+    monkeypatch.setattr(sft, "bf16_is_fast", lambda device: device == "cpu")
+    assert sft.output_layer_dtype("auto", "cpu") is torch.bfloat16
+    assert sft.output_layer_dtype("auto", "cuda") is None
+    monkeypatch.setattr(sft, "bf16_is_fast", lambda device: False)
+    assert sft.output_layer_dtype("auto", "cpu") is None
+    with pytest.raises(ValueError, match="output_precision\n  Input should be 'auto', 'float32'"):
         SFTSettings(output_precision="half")
+
+
+def test_one_bf16_probe_decides_for_the_text_encoder_and_the_trainer(monkeypatch):
+    from recsys_pipeline.models import precision
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert precision.fast_dtype("cpu") is torch.bfloat16
+    assert not precision.trainer_bf16("cpu")  # CPUs train in float32 whatever the probe says
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert precision.fast_dtype("cpu") is torch.float32
 
 
 def test_seen_item_bias_is_learned_the_same_way_on_both_loss_paths():
@@ -360,7 +371,16 @@ def test_frozen_item_rows_stay_bit_identical_while_the_rest_moves():
     before = embedding.detach().clone()
     others = {n: p.detach().clone() for n, p in model.named_parameters() if "embed_tokens" not in n}
     handle = freeze_rows(embedding, items)
-    optimizer = torch.optim.AdamW(parameter_groups(model, weight_decay=0.1), lr=1e-2)
+    decay = set(decay_parameter_names(model))
+    assert (
+        "model.embed_tokens.weight" not in decay
+        and "model.layers.0.self_attn.q_proj.weight" in decay
+    )
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if n in decay], "weight_decay": 0.1},
+        {"params": [p for n, p in model.named_parameters() if n not in decay], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=1e-2)
     for step in range(3):
         ids = random_ids(4, 8, seed=step)
         model(
@@ -396,7 +416,7 @@ def test_trl_dpo_trainer_runs_two_steps(tmp_path, variant):
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    from recsys_pipeline.item_vocab import ItemVocab, build_tokenizer
+    from recsys_pipeline.data.vocab import ItemVocab, build_tokenizer
 
     tokenizer = build_tokenizer(ItemVocab(item_ids=np.arange(1, 37)))
     model = tiny_model(variant).train()
@@ -432,17 +452,17 @@ def test_trl_dpo_trainer_runs_two_steps(tmp_path, variant):
 
 
 def test_model_scorer_equals_the_forward_logits_at_the_last_position():
-    from recsys_pipeline.histories import Histories
-    from recsys_pipeline.item_vocab import ItemVocab
-    from recsys_pipeline.scoring import model_scorer
-    from recsys_pipeline.training.data import left_padded_inputs
+    from recsys_pipeline.data.histories import Histories
+    from recsys_pipeline.data.vocab import ItemVocab
+    from recsys_pipeline.models.inputs import left_padded_inputs
+    from recsys_pipeline.ranking.scoring import model_scorer
 
-    model = tiny_model("sasrec_rope")
+    model = tiny_model("sasrec_rope", max_history_length=8)
     with torch.no_grad():
         model.seen_bias.fill_(-2.0)
     vocab = ItemVocab(item_ids=np.arange(1, 37))
     histories = Histories.from_lists([1, 2, 3], [[5, 9, 5, 7], [3], list(range(1, 30))])
-    scores = model_scorer(model, vocab, max_length=8)(histories)
+    scores = model_scorer(model, vocab)(histories)
     ids, mask = left_padded_inputs(histories, vocab, max_length=8)
     with torch.no_grad():
         logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=1).logits[:, -1]

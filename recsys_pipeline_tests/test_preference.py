@@ -2,17 +2,18 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import asdict
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
 
-from recsys_pipeline.histories import Histories
-from recsys_pipeline.item_vocab import ItemVocab
-from recsys_pipeline.negatives import EASY, HARD, RANDOM, MiningSettings, mine_negatives
-from recsys_pipeline.preference_pairs import (
+from recsys_pipeline.data.histories import Histories
+from recsys_pipeline.data.split import Split
+from recsys_pipeline.data.vocab import ItemVocab
+from recsys_pipeline.training.dpo import build_trainer
+from recsys_pipeline.training.negatives import EASY, HARD, RANDOM, MiningSettings, mine_negatives
+from recsys_pipeline.training.pairs import (
     PAIRS_FILE,
     TRL_FILE,
     PairsFileError,
@@ -20,9 +21,7 @@ from recsys_pipeline.preference_pairs import (
     read_pairs,
     write_pairs,
 )
-from recsys_pipeline.split import Split
-from recsys_pipeline.training.config import DPOSettings
-from recsys_pipeline.training.dpo import build_trainer
+from recsys_pipeline.training.settings import DPOSettings
 from recsys_pipeline_tests.test_models import tiny_model
 
 VOCAB = ItemVocab(item_ids=np.arange(1, 37))
@@ -132,7 +131,7 @@ def test_trl_accepts_the_text_form(tmp_path):
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    from recsys_pipeline.item_vocab import build_tokenizer
+    from recsys_pipeline.data.vocab import build_tokenizer
 
     pairs = build_pairs(random_split(), VOCAB, vectors(), 5, MiningSettings())
     write_pairs(pairs, tmp_path)
@@ -177,8 +176,9 @@ def test_two_dpo_steps_move_the_policy_and_keep_the_reference(tmp_path):
 
 
 def test_serving_choice():
-    from recsys_pipeline.assets.preference import choose_served
+    from recsys_pipeline.training.dpo import choose_served
 
+    assert choose_served("best", sft_ndcg=0.07, dpo_ndcg=0.07) == "sft"  # a tie keeps SFT
     assert choose_served("best", sft_ndcg=0.07, dpo_ndcg=0.06) == "sft"
     assert choose_served("best", sft_ndcg=0.07, dpo_ndcg=0.08) == "dpo"
     assert choose_served("dpo", sft_ndcg=0.07, dpo_ndcg=0.06) == "dpo"
@@ -186,7 +186,20 @@ def test_serving_choice():
         choose_served("newest", 0.0, 0.0)
 
 
-def test_dpo_settings_from_run_config_or_json_lists_are_tuples():
-    settings = DPOSettings(**json.loads(json.dumps(asdict(DPOSettings()))))
+def test_dpo_settings_survive_a_json_round_trip_and_validate():
+    settings = DPOSettings(**json.loads(json.dumps(DPOSettings().model_dump())))
     assert settings == DPOSettings()
-    assert settings.loss_type == ("sigmoid", "sft") and settings.loss_weights == (1.0, 1.0)
+    assert settings.loss_type == ["sigmoid", "sft"] and settings.loss_weights == [1.0, 1.0]
+    with pytest.raises(ValueError, match="loss_weights needs one weight per loss_type"):
+        DPOSettings(loss_type=["sigmoid"], loss_weights=[1.0, 2.0])
+    with pytest.raises(ValueError, match="beta\n  Input should be greater than 0"):
+        DPOSettings(beta=0.0)
+    with pytest.raises(ValueError, match="Extra inputs are not permitted"):
+        DPOSettings(betta=0.2)  # a typo in run config is an error, never silently ignored
+
+
+def test_mining_settings_validate():
+    with pytest.raises(ValueError, match="need hard_ranks < easy_ranks"):
+        MiningSettings(hard_ranks=20, easy_ranks=20)
+    with pytest.raises(ValueError, match="hard_share\n  Input should be less than or equal to 1"):
+        MiningSettings(hard_share=1.5)

@@ -2,14 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from recsys_pipeline.histories import Histories
-from recsys_pipeline.split import (
-    NO_TARGET,
-    Split,
-    read_max_history_length,
-    read_split,
-    write_split,
-)
+from recsys_pipeline.data.histories import Histories
+from recsys_pipeline.data.split import NO_TARGET, SPLIT_FILE, Split, read_split, write_split
 
 
 def sample() -> Histories:
@@ -40,9 +34,9 @@ def test_validation_keeps_only_users_with_a_validation_target():
 
 def test_round_trip_through_parquet(tmp_path):
     split = Split(full=sample())
-    write_split(split, tmp_path, max_history_length=7)
+    write_split(split, tmp_path)
     back = read_split(tmp_path)
-    assert read_max_history_length(tmp_path) == 7
+    assert [p.name for p in tmp_path.iterdir()] == [SPLIT_FILE]  # a pure split, no model setting
     assert np.array_equal(back.full.items, split.full.items)
     assert np.array_equal(back.full.offsets, split.full.offsets)
     assert np.array_equal(back.full.user_ids, split.full.user_ids)

@@ -3,8 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recsys_pipeline.histories import Histories
-from recsys_pipeline.item_text import (
+from recsys_pipeline.data.histories import Histories
+from recsys_pipeline.data.split import Split
+from recsys_pipeline.data.vocab import ItemVocab
+from recsys_pipeline.enrichment.text_vectors import (
     SOURCE_NEIGHBOURS,
     SOURCE_RANDOM,
     SOURCE_TEXT,
@@ -15,8 +17,6 @@ from recsys_pipeline.item_text import (
     read_vectors,
     write_vectors,
 )
-from recsys_pipeline.item_vocab import ItemVocab
-from recsys_pipeline.split import Split
 
 
 def test_placeholders():

@@ -7,19 +7,16 @@ import pytest
 import torch
 from transformers import Trainer
 
-from recsys_pipeline.checkpoints import CheckpointError, check_checkpoint, load_checkpoint
-from recsys_pipeline.histories import Histories
-from recsys_pipeline.item_vocab import ItemVocab
-from recsys_pipeline.split import Split
-from recsys_pipeline.training.config import SFTSettings
-from recsys_pipeline.training.data import (
-    IGNORE,
-    WindowDataset,
-    left_padded_inputs,
-    training_windows,
-)
+from recsys_pipeline.data.histories import Histories
+from recsys_pipeline.data.split import Split
+from recsys_pipeline.data.vocab import ItemVocab
+from recsys_pipeline.models.checkpoints import CheckpointError, check_checkpoint, load_checkpoint
+from recsys_pipeline.models.inputs import left_padded_inputs
+from recsys_pipeline.training.settings import SFTSettings
 from recsys_pipeline.training.sft import init_item_rows, train_sft
+from recsys_pipeline.training.windows import IGNORE, WindowDataset, training_windows
 from recsys_pipeline_tests.conftest import tiny_rows
+from recsys_pipeline_tests.test_models import expected_parameters
 
 VOCAB = ItemVocab(item_ids=np.arange(1, 41))
 TINY = dict(hidden_size=16, num_attention_heads=2, intermediate_size=32, batch_size=16)
@@ -77,7 +74,9 @@ def test_stage1_keeps_the_text_rows_then_stage2_trains_them(tmp_path):
     assert not torch.equal(final[items], reference[items])
     assert [(e.stage, e.epoch) for e in report.epochs] == [(1, 1), (1, 2), (2, 1)]
     assert set(report.best_metrics) == {"hr@10", "ndcg@10", "mrr@10"}
-    assert report.tokens_per_s > 0 and report.parameters > 0
+    assert report.tokens_per_s > 0
+    shape = dict(vocab_size=VOCAB.vocab_size, num_hidden_layers=settings.num_hidden_layers, **TINY)
+    assert report.parameters == expected_parameters(settings.variant, shape)
 
 
 class SASRecModelFactory:
@@ -85,7 +84,7 @@ class SASRecModelFactory:
     def with_text_rows(settings: SFTSettings, vectors: np.ndarray) -> torch.Tensor:
         from recsys_pipeline.models.modeling_sasrec import SASRecForCausalLM
 
-        model = SASRecForCausalLM(settings.model_config(VOCAB))
+        model = SASRecForCausalLM(settings.sasrec_config(VOCAB))
         init_item_rows(model, VOCAB, vectors, settings.init_std)
         return model.get_input_embeddings().weight.detach()
 
@@ -165,5 +164,7 @@ def test_broken_checkpoints_are_named_clearly(tmp_path):
 def test_settings_validation():
     with pytest.raises(ValueError, match="not divisible"):
         SFTSettings(hidden_size=65, num_attention_heads=2)
-    with pytest.raises(ValueError, match="init="):
+    with pytest.raises(ValueError, match="init\n  Input should be 'text' or 'random'"):
         SFTSettings(init="pretrained")
+    with pytest.raises(ValueError, match="stage2_epochs\n  Input should be greater than or equal"):
+        SFTSettings(stage2_epochs=0)

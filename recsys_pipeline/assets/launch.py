@@ -1,13 +1,16 @@
 """Starting a training stage: in the step's own process, or as torchrun processes through
 Dagster Pipes (their logs and final report come back into the step)."""
 
+import hashlib
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
 import dagster as dg
+from pydantic import BaseModel
+
+from recsys_pipeline.resources import RecsysStorage
 
 
 def run_training(
@@ -46,7 +49,7 @@ def train_into(
     folder: Path,
     module: str,
     inputs: dict[str, Path],
-    settings: object,
+    settings: BaseModel,
     work_dir: Path,
     processes: int,
     run_in_process: Callable[[dict, Callable[[str], None]], object],
@@ -57,10 +60,17 @@ def train_into(
 
     request = {
         **{name: str(path) for name, path in inputs.items()},
-        "settings": asdict(settings),
+        "settings": settings.model_dump(),
         "work_dir": str(work_dir),
         "out_dir": str(folder),
     }
     report = run_training(context, module, request, processes, run_in_process)
     AutoTokenizer.from_pretrained(inputs["tokenizer"]).save_pretrained(folder)
     return report
+
+
+def work_dir_for(storage: RecsysStorage, key: str, settings: BaseModel, inputs: list[Path]) -> Path:
+    """A resumable work folder per (settings, exact input artifact versions): a rerun with the
+    same ones resumes there, any change starts afresh."""
+    fingerprint = json.dumps([settings.model_dump(), [str(p) for p in inputs]], sort_keys=True)
+    return storage.root / "work" / key / hashlib.sha256(fingerprint.encode()).hexdigest()[:16]

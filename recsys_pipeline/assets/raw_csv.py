@@ -3,19 +3,24 @@
 from collections import Counter
 
 import dagster as dg
+from pydantic import Field
 
-from recsys_pipeline.amazon_source import sha256_of
-from recsys_pipeline.assets._metadata import image, markdown_table, schema
-from recsys_pipeline.input_source import InputUnavailableError
-from recsys_pipeline.plots import histogram_png
-from recsys_pipeline.raw_input import InputFileError, parse_sequences_csv, write_parsed
+from recsys_pipeline.assets.failures import failing_clearly
+from recsys_pipeline.assets.metadata import image, markdown_table, schema
+from recsys_pipeline.assets.plots import histogram_png
+from recsys_pipeline.data.download import sha256_of
+from recsys_pipeline.data.input_csv import InputFileError, parse_sequences_csv, write_parsed
+from recsys_pipeline.data.input_location import InputUnavailableError
 from recsys_pipeline.resources import InputSource, RecsysStorage
+from recsys_pipeline.settings import Settings
 
 QUARANTINE_SHOWN = 20
 
 
 class RawCsvConfig(dg.Config):
-    max_quarantine_fraction: float = 0.1  # more invalid rows than this fails the asset
+    max_quarantine_fraction: float = Field(
+        0.1, ge=0.0, le=1.0, description="more invalid rows than this share fails the asset"
+    )
 
 
 @dg.asset(group_name="data", kinds={"csv", "parquet"})
@@ -26,11 +31,9 @@ def raw_csv(
     input_source: InputSource,
 ) -> dg.MaterializeResult:
     """The purchase sequences CSV, validated: one typed row per user, malformed rows quarantined."""
-    try:
+    with failing_clearly(InputFileError, InputUnavailableError):
         source = input_source.locate(storage.raw_dir)
         parsed = parse_sequences_csv(source.path, config.max_quarantine_fraction)
-    except (InputFileError, InputUnavailableError) as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from exc
     if parsed.quarantined:
         context.log.warning(
             f"{len(parsed.quarantined)} of {parsed.rows_read} rows quarantined "
@@ -74,3 +77,7 @@ def raw_csv(
         metadata["duplicate_reviews_dropped"] = source.build.duplicate_reviews
         metadata["items_without_title"] = source.build.items_without_title
     return dg.MaterializeResult(metadata=metadata)
+
+
+def definitions(_settings: Settings) -> dg.Definitions:
+    return dg.Definitions(assets=[raw_csv])

@@ -3,30 +3,20 @@
 import dagster as dg
 import numpy as np
 
-from recsys_pipeline.assets._metadata import schema
-from recsys_pipeline.assets.ingest import raw_csv
-from recsys_pipeline.raw_input import read_histories
+from recsys_pipeline.assets.metadata import schema
+from recsys_pipeline.data.input_csv import read_histories
+from recsys_pipeline.data.split import MIN_SPLIT_LENGTH, Split, read_split, write_split
 from recsys_pipeline.resources import RecsysStorage
-from recsys_pipeline.settings import load_settings
-from recsys_pipeline.split import MIN_SPLIT_LENGTH, Split, read_split, write_split
+from recsys_pipeline.settings import Settings
 
 
-class SequencesConfig(dg.Config):
-    # Models read at most this many of the most recent items (recorded in split.json, which
-    # training and serving read); the split itself keeps everything.
-    max_history_length: int = load_settings().profile.sft.max_length
-
-
-@dg.asset(group_name="data", kinds={"parquet"}, deps=[raw_csv])
-def sequences(config: SequencesConfig, storage: RecsysStorage) -> dg.MaterializeResult:
+@dg.asset(group_name="data", kinds={"parquet"}, deps=["raw_csv"])
+def sequences(storage: RecsysStorage) -> dg.MaterializeResult:
     """Leave-one-out split per user: train part, validation target, test target."""
     artifacts = storage.artifacts()
     split = Split(full=read_histories(artifacts.path("raw_csv")))
     with artifacts.writing("sequences") as folder:
-        write_split(split, folder, config.max_history_length)
-
-    n = config.max_history_length
-    too_short = int((~split.splittable).sum())
+        write_split(split, folder)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(split.full),
@@ -38,20 +28,17 @@ def sequences(config: SequencesConfig, storage: RecsysStorage) -> dg.Materialize
             ),
             "users": len(split.full),
             "users_split": int(split.splittable.sum()),
-            "users_too_short_train_only": too_short,
+            "users_too_short_train_only": int((~split.splittable).sum()),
             "min_length_to_split": MIN_SPLIT_LENGTH,
             "train_interactions": int(split.train.lengths.sum()),
             "valid_targets": int((split.valid_target >= 0).sum()),
             "test_targets": int((split.test_target >= 0).sum()),
-            "max_history_length": n,
-            "truncated_train_inputs": int((split.inputs_for("valid").lengths > n).sum()),
-            "truncated_test_inputs": int((split.inputs_for("test").lengths > n).sum()),
-            "truncated_full_histories": int((split.full.lengths > n).sum()),
+            "longest_history": int(split.full.lengths.max()),
         }
     )
 
 
-@dg.asset_check(asset=sequences, blocking=True, additional_deps=[raw_csv])
+@dg.asset_check(asset=sequences, blocking=True, additional_deps=["raw_csv"])
 def targets_not_in_training_part(storage: RecsysStorage) -> dg.AssetCheckResult:
     """No validation or test target sits in its user's training part, unless the raw input shows
     the user really bought that item more than once."""
@@ -73,7 +60,7 @@ def targets_not_in_training_part(storage: RecsysStorage) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset=sequences, blocking=True, additional_deps=[raw_csv])
+@dg.asset_check(asset=sequences, blocking=True, additional_deps=["raw_csv"])
 def split_counts_add_up(storage: RecsysStorage) -> dg.AssetCheckResult:
     """train + valid + test interactions equal the input's, and every user is kept."""
     artifacts = storage.artifacts()
@@ -88,4 +75,10 @@ def split_counts_add_up(storage: RecsysStorage) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=bool(parts == len(raw.items) and same_users),
         metadata={"input_interactions": len(raw.items), "split_interactions": parts},
+    )
+
+
+def definitions(_settings: Settings) -> dg.Definitions:
+    return dg.Definitions(
+        assets=[sequences], asset_checks=[targets_not_in_training_part, split_counts_add_up]
     )

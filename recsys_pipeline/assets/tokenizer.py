@@ -3,15 +3,14 @@
 import dagster as dg
 import numpy as np
 
-from recsys_pipeline.assets.ingest import raw_csv
-from recsys_pipeline.assets.split import sequences
-from recsys_pipeline.item_vocab import ItemVocab, load_vocab, save_vocab
-from recsys_pipeline.raw_input import read_catalog
+from recsys_pipeline.data.input_csv import read_catalog
+from recsys_pipeline.data.split import read_split
+from recsys_pipeline.data.vocab import ItemVocab, load_vocab, save_vocab
 from recsys_pipeline.resources import RecsysStorage
-from recsys_pipeline.split import read_split
+from recsys_pipeline.settings import Settings
 
 
-@dg.asset(group_name="data", kinds={"huggingface"}, deps=[raw_csv])
+@dg.asset(group_name="data", kinds={"huggingface"}, deps=["raw_csv"])
 def tokenizer(storage: RecsysStorage) -> dg.MaterializeResult:
     """Item-level WordLevel tokenizer: PAD=0, one token per item id (ascending), UNK, BOS, EOS."""
     artifacts = storage.artifacts()
@@ -33,7 +32,7 @@ def tokenizer(storage: RecsysStorage) -> dg.MaterializeResult:
     )
 
 
-@dg.asset_check(asset=tokenizer, blocking=True, additional_deps=[sequences])
+@dg.asset_check(asset=tokenizer, blocking=True, additional_deps=["sequences"])
 def tokenizer_covers_sequences(storage: RecsysStorage) -> dg.AssetCheckResult:
     """Every item id in the split (training parts and targets) has its own token."""
     artifacts = storage.artifacts()
@@ -45,3 +44,7 @@ def tokenizer_covers_sequences(storage: RecsysStorage) -> dg.AssetCheckResult:
         passed=len(missing) == 0,
         metadata={"distinct_ids_in_split": len(ids), "missing": missing[:20].tolist()},
     )
+
+
+def definitions(_settings: Settings) -> dg.Definitions:
+    return dg.Definitions(assets=[tokenizer], asset_checks=[tokenizer_covers_sequences])

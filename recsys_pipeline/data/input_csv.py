@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recsys_pipeline.histories import Histories
+from recsys_pipeline.data.histories import Histories
 
 USER_COLUMN = "user_id"
 ITEMS_COLUMN = "history_item_id"

@@ -6,15 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recsys_pipeline.amazon_source import (
-    META_URL,
-    REVIEWS_URL,
-    BuildStats,
-    Downloaded,
-    DownloadError,
-    build_sequences_csv,
-    download,
-)
+from recsys_pipeline.data.amazon import META_URL, REVIEWS_URL, BuildStats, build_sequences_csv
+from recsys_pipeline.data.download import Downloaded, DownloadError, download
 
 HOW_TO_POINT = (
     "Point RECSYS_RAW_CSV at a CSV with columns user_id,history_item_id,history_item_title "

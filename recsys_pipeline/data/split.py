@@ -4,7 +4,6 @@ kept whole as training data."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -14,12 +13,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recsys_pipeline.histories import Histories
+from recsys_pipeline.data.histories import Histories
 
 MIN_SPLIT_LENGTH = 3
 NO_TARGET = -1
 SPLIT_FILE = "sequences.parquet"
-SETTINGS_FILE = "split.json"
 
 Stage = Literal["valid", "test", "next"]
 
@@ -63,8 +61,7 @@ class Split:
         return self.full
 
 
-def write_split(split: Split, folder: Path, max_history_length: int) -> None:
-    """The split, and the maximum number of recent items every model reads."""
+def write_split(split: Split, folder: Path) -> None:
     valid, test = split.valid_target, split.test_target
     table = pa.table(
         {
@@ -75,11 +72,6 @@ def write_split(split: Split, folder: Path, max_history_length: int) -> None:
         }
     )
     pq.write_table(table, folder / SPLIT_FILE)
-    (folder / SETTINGS_FILE).write_text(json.dumps({"max_history_length": max_history_length}))
-
-
-def read_max_history_length(folder: Path) -> int:
-    return int(json.loads((folder / SETTINGS_FILE).read_text())["max_history_length"])
 
 
 def read_split(folder: Path) -> Split:

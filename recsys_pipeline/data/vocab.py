@@ -63,13 +63,6 @@ class ItemVocab:
     def item_token_ids(self) -> np.ndarray:
         return np.arange(1, self.n_items + 1)
 
-    @property
-    def non_item_token_ids(self) -> np.ndarray:
-        """Token ids that must never be recommended (PAD, UNK, BOS, EOS)."""
-        return np.array(
-            [self.pad_token_id, self.unk_token_id, self.bos_token_id, self.eos_token_id]
-        )
-
     def encode(self, item_ids: np.ndarray) -> np.ndarray:
         """Item ids -> token ids; ids outside the catalog become UNK."""
         item_ids = np.asarray(item_ids, dtype=np.int64)

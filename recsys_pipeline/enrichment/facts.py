@@ -12,8 +12,12 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pydantic import BaseModel, Field, ValidationError
 
 from recsys_pipeline.enrichment.cache import JsonCache, cache_key
@@ -22,6 +26,7 @@ from recsys_pipeline.enrichment.titles import platform_from_title
 log = logging.getLogger(__name__)
 
 PROMPT_VERSION = "facts-v1"
+FACTS_FILE = "facts.parquet"
 SYSTEM_PROMPT = (
     "You extract facts about one video-game product from its title and the lead section of a "
     "Wikipedia article that may or may not be about it. Answer with JSON that follows the "
@@ -231,3 +236,22 @@ def _is_connection_error(exc: Exception) -> bool:
     from openai import APIConnectionError, APITimeoutError
 
     return isinstance(exc, APIConnectionError | APITimeoutError)
+
+
+def write_facts(folder: Path, item_ids: np.ndarray, results: list[tuple[ItemFacts, str]]) -> None:
+    """One row per catalog item: its facts and how they were found (llm, rules, ...)."""
+    table = pa.Table.from_pylist(
+        [
+            {"item_id": int(i), "status": status, **facts.model_dump()}
+            for i, (facts, status) in zip(item_ids, results, strict=True)
+        ]
+    )
+    pq.write_table(table, folder / FACTS_FILE)
+
+
+def read_facts(folder: Path) -> list[ItemFacts]:
+    names = set(ItemFacts.model_fields)
+    return [
+        ItemFacts(**{k: v for k, v in row.items() if k in names})
+        for row in pq.read_table(folder / FACTS_FILE).to_pylist()
+    ]

@@ -4,7 +4,16 @@ known."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from recsys_pipeline.enrichment.facts import ItemFacts
+
+PROFILES_FILE = "profiles.parquet"
+KNOWN_FIELDS = ("item_type", "release_year", "genres", "platform", "price", "developers")
 
 
 def _union(*lists: list[str]) -> list[str]:
@@ -51,3 +60,22 @@ def profile_text(title: str, facts: ItemFacts) -> str:
         ("Developers", ", ".join(facts.developers) or "Unknown"),
     ]
     return "; ".join(f"{name}: {value}" for name, value in parts)
+
+
+def known_shares(merged: list[ItemFacts]) -> dict[str, float]:
+    """Per fact: the share of items for which something is known."""
+    return {
+        name: float(np.mean([getattr(f, name) not in (None, [], "Unknown") for f in merged]))
+        for name in KNOWN_FIELDS
+    }
+
+
+def write_profiles(folder: Path, item_ids: np.ndarray, profiles: list[str]) -> None:
+    pq.write_table(
+        pa.table({"item_id": pa.array(item_ids, pa.int64()), "profile": pa.array(profiles)}),
+        folder / PROFILES_FILE,
+    )
+
+
+def read_profiles(folder: Path) -> list[str]:
+    return pq.read_table(folder / PROFILES_FILE).column("profile").to_pylist()

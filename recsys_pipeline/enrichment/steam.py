@@ -20,15 +20,29 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field
 
+from recsys_pipeline.enrichment.text_vectors import BUNDLED_MODEL
 from recsys_pipeline.enrichment.titles import normalize_title, strip_platform
 
 COLUMNS = ["appid", "name", "release_year", "price", "developers", "genres", "description"]
+MATCHES_FILE = "steam_matches.parquet"
 _YEAR = re.compile(r"(19|20)\d\d")
 
 
 class SteamFileError(ValueError):
     pass
+
+
+class SteamMatchSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # chosen on a hand-labelled sample (README: "Steam matching")
+    threshold: float = Field(
+        0.88, ge=0.0, le=1.0, description="title-embedding cosine above which a match is taken"
+    )
+    model: str = Field(BUNDLED_MODEL, description="sentence-transformers model for the titles")
 
 
 @dataclass(frozen=True)
@@ -142,7 +156,7 @@ def match_items(
     encode: object,
 ) -> Matches:
     """``encode(texts) -> unit vectors``; exact normalised matches score 1.0."""
-    from recsys_pipeline.retrieval import IndexSpec, build_index, search
+    from recsys_pipeline.ranking.retrieval import build_index, search
 
     # Exact matches: the same words with edition words kept, else with them dropped. Among games
     # that share a key, one whose plain name is the key wins ("Tomb Raider" over "Tomb Raider:
@@ -169,7 +183,7 @@ def match_items(
     if len(rest) and len(games):
         game_vectors = encode([strip_platform(n) for n in games["name"].tolist()])
         item_vectors = encode([strip_platform(titles[i]) for i in rest])
-        similarities, rows = search(build_index(game_vectors, IndexSpec()), item_vectors, 1)
+        similarities, rows = search(build_index(game_vectors, "flat"), item_vectors, 1)
         accepted = similarities[:, 0] >= threshold
         game_row[rest[accepted]] = rows[accepted, 0]
         score[rest] = similarities[:, 0]
@@ -193,3 +207,13 @@ def matches_table(item_ids: np.ndarray, games: pd.DataFrame, matches: Matches) -
         table[column] = pd.array(table[column], dtype="Int64")  # nulls stay nulls in parquet
     table["price"] = pd.array(table["price"], dtype="Float64")
     return table.rename(columns={"name": "matched_name"})
+
+
+def write_matches(table: pd.DataFrame, folder: Path) -> None:
+    table.to_parquet(folder / MATCHES_FILE, index=False)
+
+
+def read_steam_facts(folder: Path) -> list[dict | None]:
+    """Per catalog item: its Steam facts, or None without a match."""
+    rows = pq.read_table(folder / MATCHES_FILE).to_pylist()
+    return [row if row["appid"] is not None else None for row in rows]

@@ -7,13 +7,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field
 
-from recsys_pipeline.histories import Histories
-from recsys_pipeline.item_vocab import ItemVocab
+from recsys_pipeline.data.histories import Histories
+from recsys_pipeline.data.vocab import ItemVocab
+from recsys_pipeline.models.precision import fast_dtype
 
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 VECTORS_FILE = "vectors.npy"
@@ -24,6 +27,22 @@ _PLACEHOLDER = re.compile(
 )
 
 SOURCE_TEXT, SOURCE_NEIGHBOURS, SOURCE_RANDOM = "text", "neighbours", "random"
+
+
+class EmbeddingSettings(BaseModel):
+    """How item_embeddings turns item texts into the model's initial item rows."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    text: Literal["title", "profile"] = Field(
+        "title", description="embed the title, or item_profiles' text (title + Steam/Wiki facts)"
+    )
+    model: str = Field(
+        BUNDLED_MODEL, description="sentence-transformers name or path (bundled: offline MiniLM)"
+    )
+    dimensions: int = Field(64, ge=1, description="output width: the model's hidden size")
+    batch_size: int = Field(256, ge=1, description="texts per encoder batch")
+    seed: int = Field(0, description="seed of the random rows and the growing projection")
 
 
 def is_placeholder(text: str | None) -> bool:
@@ -45,28 +64,14 @@ def resolve_model(name_or_path: str) -> str:
     return name_or_path
 
 
-def bf16_is_fast(device: str) -> bool:
-    """bf16 inference pays off on CUDA and on CPUs with AMX or AVX512-BF16 (measured here:
-    2.5x the texts per second of float32 for MiniLM, cosine agreement 0.9999)."""
-    if device.startswith("cuda"):
-        return True
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
 def encode_texts(
     texts: list[str], model_name_or_path: str, device: str = "cpu", batch_size: int = 256
 ) -> np.ndarray:
     """Unit-length sentence embeddings, one row per text (each distinct text encoded once)."""
-    import torch
     from sentence_transformers import SentenceTransformer
 
-    dtype = torch.bfloat16 if bf16_is_fast(device) else torch.float32
     model = SentenceTransformer(
-        resolve_model(model_name_or_path), device=device, model_kwargs={"dtype": dtype}
+        resolve_model(model_name_or_path), device=device, model_kwargs={"dtype": fast_dtype(device)}
     )
     distinct, inverse = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
     vectors = model.encode(
@@ -149,25 +154,18 @@ class ItemVectors:
 
 
 def build_item_vectors(
-    texts: list[str],
-    train: Histories,
-    vocab: ItemVocab,
-    model_name_or_path: str,
-    dims: int,
-    device: str = "cpu",
-    batch_size: int = 256,
-    seed: int = 0,
+    texts: list[str], train: Histories, vocab: ItemVocab, settings: EmbeddingSettings, device: str
 ) -> ItemVectors:
-    """Encode the usable texts, fill the rest from neighbours, fit to ``dims``."""
+    """Encode the usable texts, fill the rest from neighbours, fit to ``settings.dimensions``."""
     known = np.array([not is_placeholder(t) for t in texts])
     raw = np.zeros((vocab.n_items, 1), dtype=np.float32)
     if known.any():
         usable = [t for t, k in zip(texts, known, strict=True) if k]
-        encoded = encode_texts(usable, model_name_or_path, device, batch_size)
+        encoded = encode_texts(usable, settings.model, device, settings.batch_size)
         raw = np.zeros((vocab.n_items, encoded.shape[1]), dtype=np.float32)
         raw[known] = encoded
-    filled = fill_from_neighbours(raw, known, train, vocab, seed=seed)
-    fitted = fit_dimensions(filled.vectors, dims, seed=seed)
+    filled = fill_from_neighbours(raw, known, train, vocab, seed=settings.seed)
+    fitted = fit_dimensions(filled.vectors, settings.dimensions, seed=settings.seed)
     return ItemVectors(fitted.vectors, filled.source, raw.shape[1], fitted.explained_variance)
 
 

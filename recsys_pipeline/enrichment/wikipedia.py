@@ -13,7 +13,11 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
@@ -21,6 +25,7 @@ from urllib3.util.retry import Retry
 from recsys_pipeline.enrichment.cache import JsonCache
 
 API_URL = "https://en.wikipedia.org/w/api.php"
+SUMMARIES_FILE = "summaries.parquet"
 BATCH = 50  # the API's limit for extracts of several pages (exlimit=max)
 FOUND, MISSING, FAILED, OFFLINE = "found", "missing", "failed", "offline"
 
@@ -171,3 +176,25 @@ def _reason(exc: requests.RequestException) -> str:
         return f"HTTP {exc.response.status_code}"
     cause = getattr(exc.args[0], "reason", None) if exc.args else None
     return repr(cause) if cause is not None else type(exc).__name__
+
+
+def write_summaries(
+    folder: Path, item_ids: np.ndarray, queries: list[str], answers: list[Summary | None]
+) -> pa.Table:
+    """One row per catalog item: the title asked for, how it went, the article and its extract."""
+    table = pa.table(
+        {
+            "item_id": pa.array(item_ids, pa.int64()),
+            "query": pa.array(queries, pa.string()),
+            "status": pa.array([a.status if a else MISSING for a in answers], pa.string()),
+            "article": pa.array([a.title if a else None for a in answers], pa.string()),
+            "extract": pa.array([a.extract if a else None for a in answers], pa.string()),
+        }
+    )
+    pq.write_table(table, folder / SUMMARIES_FILE)
+    return table
+
+
+def read_extracts(folder: Path) -> list[str | None]:
+    """The article extract of each catalog item (None: no article)."""
+    return pq.read_table(folder / SUMMARIES_FILE, columns=["extract"]).column("extract").to_pylist()

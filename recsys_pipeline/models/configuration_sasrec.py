@@ -35,6 +35,10 @@ class SASRecConfig(PreTrainedConfig):
     head_dim: int | None = None  # None: hidden_size // num_attention_heads
     intermediate_size: int = 256
     max_position_embeddings: int = 64
+    # How many of a user's most recent items the model reads: every step that builds model input
+    # (validation, pairs, retrieval, evaluation) takes it from here. None: max_position_embeddings
+    # - 1 (one position is BOS).
+    max_history_length: int | None = None
     hidden_act: str = "silu"
     norm_position: str = "pre"  # "pre" (x + f(norm(x))) or "post" (norm(x + f(x)))
     rms_norm_eps: float = 1e-6
@@ -68,6 +72,13 @@ class SASRecConfig(PreTrainedConfig):
                     f"{self.num_attention_heads}; set head_dim explicitly or change one of them"
                 )
             self.head_dim = self.hidden_size // self.num_attention_heads
+        if self.max_history_length is None:
+            self.max_history_length = self.max_position_embeddings - 1
+        if not 1 <= self.max_history_length < self.max_position_embeddings:
+            raise ValueError(
+                f"max_history_length={self.max_history_length} must lie in 1.."
+                f"{self.max_position_embeddings - 1} (max_position_embeddings - 1: BOS comes first)"
+            )
         if self.uses_rope and self.head_dim % 2:
             raise ValueError(f"rotary positions need an even head_dim, got {self.head_dim}")
         if self.variant == "sasrec_moe" and not 1 <= self.num_experts_per_tok <= self.num_experts:

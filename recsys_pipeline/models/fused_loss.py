@@ -9,7 +9,7 @@ logits while they are still in cache. ``bench/model_throughput.py`` measures it 
 
 The matmuls and the softmax run in ``compute_dtype``; gradients are accumulated in float32. On
 CPUs with bf16 matrix units (AMX) a bf16 ``compute_dtype`` runs the layer about 1.4x as fast
-(:func:`fast_compute_dtype`; ``bench/model_throughput.py``).
+(``models/precision.py`` decides where; ``bench/model_throughput.py`` measures it).
 """
 
 from __future__ import annotations
@@ -109,14 +109,6 @@ class _LinearCrossEntropy(torch.autograd.Function):
             None,
             grad_bias * scale if ctx.needs_input_grad[7] else None,
         )
-
-
-def fast_compute_dtype(device: torch.device | str) -> torch.dtype | None:
-    """bfloat16 on a CPU with AMX bf16 tiles, where the output layer runs about 1.4x as fast
-    in it; None (the weights' dtype, or the autocast dtype) everywhere else."""
-    if torch.device(device).type == "cpu" and torch.cpu._is_amx_tile_supported():
-        return torch.bfloat16
-    return None
 
 
 def linear_cross_entropy(

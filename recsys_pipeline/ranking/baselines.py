@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from recsys_pipeline.histories import Histories
-from recsys_pipeline.item_vocab import ItemVocab
-from recsys_pipeline.ranking import Scorer
+from recsys_pipeline.data.histories import Histories
+from recsys_pipeline.data.vocab import ItemVocab
+from recsys_pipeline.ranking.full_ranking import Scorer
 
 
 def popularity_scores(train: Histories, vocab: ItemVocab) -> np.ndarray:

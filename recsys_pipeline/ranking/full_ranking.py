@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from recsys_pipeline.histories import Histories
-from recsys_pipeline.item_vocab import ItemVocab
-from recsys_pipeline.metrics import TOP_K, ranking_metrics, target_ranks, top_k
+from recsys_pipeline.data.histories import Histories
+from recsys_pipeline.data.vocab import ItemVocab
+from recsys_pipeline.ranking.metrics import TOP_K, ranking_metrics, target_ranks, top_k
 
 if TYPE_CHECKING:
     import torch
@@ -34,6 +31,15 @@ class Ranked:
         return ranking_metrics(self.ranks, k)
 
 
+def history_columns(histories: Histories, vocab: ItemVocab) -> tuple[np.ndarray, np.ndarray]:
+    """(row, item column) of every catalog item in each user's history: what
+    ``exclude_history`` never recommends."""
+    rows = np.repeat(np.arange(len(histories)), histories.lengths)
+    columns = vocab.encode(histories.items) - 1
+    known = columns < vocab.n_items
+    return rows[known], columns[known]
+
+
 def rank_users(
     scorer: Scorer,
     inputs: Histories,
@@ -50,9 +56,9 @@ def rank_users(
         batch = inputs.rows(start, stop)
         scores = scorer(batch)
         if exclude_history:
-            rows = np.repeat(np.arange(stop - start), batch.lengths)
+            rows, columns = history_columns(batch, vocab)
             scores = scores.clone()  # the scorer's tensor may be shared (e.g. an expanded row)
-            scores[rows, vocab.encode(batch.items) - 1] = float("-inf")
+            scores[rows, columns] = float("-inf")
         tops.append(vocab.decode(top_k(scores, k) + 1))
         if targets is not None:
             columns = vocab.encode(targets[start:stop]) - 1
@@ -64,21 +70,3 @@ def rank_users(
         top_items=np.concatenate(tops) if tops else np.empty((0, k), np.int64),
         ranks=np.concatenate(ranks) if targets is not None else None,
     )
-
-
-def write_top_k_csv(path: Path, user_ids: np.ndarray, top_items: np.ndarray) -> None:
-    """The contract format: ``user_id,item_id`` with item_id a Python list literal, best first."""
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["user_id", "item_id"])
-        for user, items in zip(user_ids.tolist(), top_items.tolist(), strict=True):
-            writer.writerow([user, str(items)])
-
-
-def read_top_k_csv(path: Path) -> tuple[np.ndarray, list[list[int]]]:
-    user_ids, lists = [], []
-    with path.open(newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            user_ids.append(int(row["user_id"]))
-            lists.append(json.loads(row["item_id"]))
-    return np.array(user_ids, dtype=np.int64), lists

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from recsys_pipeline.item_vocab import ItemVocab
-from recsys_pipeline.metrics import TOP_K
-from recsys_pipeline.ranking import Ranked, Scorer, rank_users, write_top_k_csv
-from recsys_pipeline.split import Split
+from recsys_pipeline.data.split import Split
+from recsys_pipeline.data.vocab import ItemVocab
+from recsys_pipeline.ranking.full_ranking import Ranked, Scorer, rank_users
+from recsys_pipeline.ranking.metrics import TOP_K
+from recsys_pipeline.ranking.topk_files import write_top_k_csv
 
 PROTOCOL = "leave-one-out/full-ranking"
 METRICS_FILE = "metrics.json"

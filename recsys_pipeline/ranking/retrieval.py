@@ -3,37 +3,46 @@
 Scores are inner products (the model's logits without the seen-item bias). The exact flat index
 returns the same top-k as the full softmax; above a configurable catalog size an HNSW or IVF index
 trades a measured bit of recall for speed. Exact re-ranking adds the seen-item bias: faiss
-returns ``k + max_length`` candidates, the user's own items are scored directly, and the best k
-of both are kept (the bias only moves the user's own items, so nothing else can be missed).
+returns ``k + len(own items)`` candidates, the user's own items are scored directly, and the best
+k of both are kept (the bias only moves the user's own items, so nothing else can be missed).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
-from recsys_pipeline.histories import Histories
-from recsys_pipeline.item_vocab import ItemVocab
+from recsys_pipeline.data.histories import Histories
+from recsys_pipeline.data.vocab import ItemVocab
+from recsys_pipeline.ranking.full_ranking import history_columns
+from recsys_pipeline.ranking.metrics import TOP_K
 
 INDEX_FILE = "items.faiss"
 INFO_FILE = "index.json"
-KINDS = ("flat", "hnsw", "ivf")
+IndexKind = Literal["flat", "hnsw", "ivf"]
 
 
-@dataclass(frozen=True)
-class IndexSpec:
-    kind: str = "flat"
-    hnsw_m: int = 32
-    hnsw_ef_search: int = 128
-    ivf_lists: int = 256
-    ivf_probe: int = 16
+class IndexSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"index kind {self.kind!r} is not one of {KINDS}")
+    exact_up_to: int = Field(
+        200_000, ge=1, description="catalogs up to this size get the exact flat index"
+    )
+    approximate: Literal["hnsw", "ivf"] = Field("hnsw", description="index above that size")
+    hnsw_m: int = Field(32, ge=2, description="HNSW links per node")
+    hnsw_ef_search: int = Field(128, ge=1, description="HNSW candidates kept while searching")
+    ivf_lists: int = Field(256, ge=1, description="IVF clusters (fewer on small catalogs)")
+    ivf_probe: int = Field(16, ge=1, description="IVF clusters searched per query")
+    recall_sample: int = Field(
+        2000, ge=1, description="users whose exact top-10 the index is checked against"
+    )
+
+    def kind_for(self, n_items: int) -> IndexKind:
+        return "flat" if n_items <= self.exact_up_to else self.approximate
 
 
 def gpu_count() -> int:
@@ -42,23 +51,28 @@ def gpu_count() -> int:
     return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
 
 
-def build_index(vectors: np.ndarray, spec: IndexSpec, seed: int = 0) -> object:
+def build_index(
+    vectors: np.ndarray, kind: IndexKind, settings: IndexSettings | None = None, seed: int = 0
+) -> object:
     """An inner-product index over ``vectors`` (row j = item column j)."""
     import faiss
 
+    settings = settings or IndexSettings()
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     dims = vectors.shape[1]
-    if spec.kind == "flat":
+    if kind == "flat":
         index = faiss.IndexFlatIP(dims)
-    elif spec.kind == "hnsw":
-        index = faiss.IndexHNSWFlat(dims, spec.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efSearch = spec.hnsw_ef_search
-    else:
-        lists = max(1, min(spec.ivf_lists, len(vectors) // 39))  # faiss wants ~39 points a list
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dims, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efSearch = settings.hnsw_ef_search
+    elif kind == "ivf":
+        lists = max(1, min(settings.ivf_lists, len(vectors) // 39))  # faiss wants ~39 a list
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dims), dims, lists, faiss.METRIC_INNER_PRODUCT)
         index.cp.seed = seed
         index.train(vectors)
-        index.nprobe = min(spec.ivf_probe, lists)
+        index.nprobe = min(settings.ivf_probe, lists)
+    else:
+        raise ValueError(f"index kind {kind!r} is not one of flat, hnsw, ivf")
     index.add(vectors)
     return index
 
@@ -96,32 +110,47 @@ def read_index(folder: Path) -> tuple[object, dict]:
     return faiss.read_index(str(folder / INDEX_FILE)), json.loads((folder / INFO_FILE).read_text())
 
 
-def _own_items(histories: Histories, vocab: ItemVocab) -> np.ndarray:
-    """(n_users, longest history) item columns of each user, each once, padded with -1."""
-    width = int(histories.lengths.max()) if len(histories) else 0
-    own = np.full((len(histories), width), -1, dtype=np.int64)
-    for row in range(len(histories)):
-        columns = np.unique(vocab.encode(histories[row]) - 1)
-        columns = columns[columns < vocab.n_items]
-        own[row, : len(columns)] = columns
-    return own
+def build_item_index(
+    model: object, vocab: ItemVocab, sample: Histories, settings: IndexSettings
+) -> tuple[object, dict]:
+    """The index over ``model``'s item vectors, and its recall@10 against exact search for the
+    users in ``sample`` (1.0 for the exact index)."""
+    from recsys_pipeline.ranking.scoring import item_output_vectors, user_vectors
+
+    items = item_output_vectors(model, vocab).numpy()
+    kind = settings.kind_for(vocab.n_items)
+    index = build_index(items, kind, settings)
+    queries = user_vectors(model, sample, vocab).numpy()
+    exact = build_index(items, "flat")
+    recall = recall_at_k(search(index, queries, TOP_K)[1], search(exact, queries, TOP_K)[1])
+    info = {"kind": kind, "items": vocab.n_items, "dimensions": int(items.shape[1])}
+    return index, {**info, "recall@10": recall}
+
+
+def padded(rows: np.ndarray, columns: np.ndarray, n_rows: int) -> np.ndarray:
+    """(n_rows, widest row) of each row's distinct columns, padded with -1."""
+    pairs = np.unique(np.stack([rows, columns], axis=1), axis=0) if len(rows) else rows[:, None]
+    counts = np.bincount(pairs[:, 0], minlength=n_rows) if len(rows) else np.zeros(n_rows, int)
+    out = np.full((n_rows, int(counts.max()) if n_rows else 0), -1, dtype=np.int64)
+    if len(rows):
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        out[pairs[:, 0], np.arange(len(pairs)) - starts[pairs[:, 0]]] = pairs[:, 1]
+    return out
 
 
 def top_k_with_history(
     index: object,
     queries: np.ndarray,
     item_vectors: np.ndarray,
-    histories: Histories,
-    vocab: ItemVocab,
+    own: np.ndarray,
+    shift: float,
     k: int,
-    seen_bias: float | None,
-    exclude_history: bool,
 ) -> np.ndarray:
-    """(n_users, k) item ids: the model's exact top-k including its seen-item bias (or with the
-    user's items excluded), ties to the smaller item id. ``histories`` are the model inputs."""
-    own = _own_items(histories, vocab)
-    scores, columns = search(index, queries, min(k + own.shape[1], vocab.n_items))
-    shift = -np.inf if exclude_history else (seen_bias or 0.0)
+    """(n_users, k) item columns, best first, ties to the smaller column: the index's top-k with
+    ``shift`` added to the score of each user's ``own`` columns ((n_users, width), -1 pads;
+    -inf excludes them)."""
+    n_items = len(item_vectors)
+    scores, columns = search(index, queries, min(k + own.shape[1], n_items))
     own_scores = np.einsum("ud,ujd->uj", queries, item_vectors[np.maximum(own, 0)]) + shift
     own_scores[own < 0] = -np.inf
     # a faiss hit that is one of the user's items is superseded by its entry in `own`
@@ -132,6 +161,47 @@ def top_k_with_history(
     tie_break = np.where(candidates < 0, np.iinfo(np.int64).max, candidates)
     order = np.lexsort((tie_break, -candidate_scores), axis=1)[:, :k]
     best = np.take_along_axis(candidates, order, axis=1)
-    if np.any(best < 0):
+    if np.any(best < 0) or np.any(np.take_along_axis(candidate_scores, order, axis=1) == -np.inf):
         raise ValueError(f"fewer than {k} recommendable items for some users")
-    return vocab.decode(best + 1)
+    return best
+
+
+def recommend(
+    model: object,
+    index: object,
+    histories: Histories,
+    vocab: ItemVocab,
+    k: int = TOP_K,
+    exclude_history: bool = False,
+    batch_size: int = 4096,
+) -> np.ndarray:
+    """(n_users, k) item ids, best first: the model's exact top-k after each user's history,
+    seen-item bias included, or with everything the user has excluded."""
+    import torch
+
+    from recsys_pipeline.ranking.scoring import (
+        item_output_vectors,
+        model_inputs,
+        seen_bias_of,
+        seen_columns,
+    )
+
+    items = item_output_vectors(model, vocab).numpy()
+    bias = seen_bias_of(model)
+    tops = []
+    model.eval()
+    for start in range(0, len(histories), batch_size):
+        batch = histories.rows(start, start + batch_size)
+        ids, mask = model_inputs(model, batch, vocab)
+        with torch.no_grad():
+            hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state
+        queries = hidden[:, -1].float().cpu().numpy()
+        if exclude_history:
+            own, shift = padded(*history_columns(batch, vocab), len(batch)), -np.inf
+        elif bias is not None:
+            own, shift = seen_columns(model, ids, mask), bias
+        else:
+            own, shift = np.empty((len(batch), 0), dtype=np.int64), 0.0
+        tops.append(top_k_with_history(index, queries, items, own, shift, k))
+    columns = np.concatenate(tops) if tops else np.empty((0, k), dtype=np.int64)
+    return vocab.decode(columns + 1)

@@ -1,7 +1,8 @@
-"""Scores of a trained model: user vectors (last hidden state) against the item output rows.
+"""Scores of a trained model: its next-item logits after each user's most recent items.
 
-Only item columns are ever scored (token ids 1..n_items), so PAD, UNK, BOS and EOS can never be
-recommended.
+The model's config says how many recent items it reads (``max_history_length``); every scoring
+path reads that number here. Only item columns are scored (token ids 1..n_items), so PAD, UNK,
+BOS and EOS can never be recommended.
 """
 
 from __future__ import annotations
@@ -9,10 +10,20 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from recsys_pipeline.histories import Histories
-from recsys_pipeline.item_vocab import ItemVocab
-from recsys_pipeline.ranking import Scorer
-from recsys_pipeline.training.data import left_padded_inputs
+from recsys_pipeline.data.histories import Histories
+from recsys_pipeline.data.vocab import ItemVocab
+from recsys_pipeline.models.inputs import left_padded_inputs
+from recsys_pipeline.models.modeling_sasrec import seen_tokens
+from recsys_pipeline.ranking.full_ranking import Scorer
+
+
+def model_inputs(
+    model: torch.nn.Module, histories: Histories, vocab: ItemVocab
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded [BOS, most recent items] as the model reads them, on the model's device."""
+    device = next(model.parameters()).device
+    ids, mask = left_padded_inputs(histories, vocab, model.config.max_history_length)
+    return ids.to(device), mask.to(device)
 
 
 def item_output_vectors(model: torch.nn.Module, vocab: ItemVocab) -> torch.Tensor:
@@ -23,34 +34,15 @@ def item_output_vectors(model: torch.nn.Module, vocab: ItemVocab) -> torch.Tenso
 
 @torch.no_grad()
 def user_vectors(
-    model: torch.nn.Module,
-    histories: Histories,
-    vocab: ItemVocab,
-    max_length: int,
-    batch_size: int = 2048,
+    model: torch.nn.Module, histories: Histories, vocab: ItemVocab, batch_size: int = 2048
 ) -> torch.Tensor:
     """(n_users, hidden): the final hidden state after each user's most recent items."""
     model.eval()
-    device = next(model.parameters()).device
     out = []
     for start in range(0, len(histories), batch_size):
-        ids, mask = left_padded_inputs(histories.rows(start, start + batch_size), vocab, max_length)
-        hidden = model.model(input_ids=ids.to(device), attention_mask=mask.to(device))
-        out.append(hidden.last_hidden_state[:, -1].float())
+        ids, mask = model_inputs(model, histories.rows(start, start + batch_size), vocab)
+        out.append(model.model(input_ids=ids, attention_mask=mask).last_hidden_state[:, -1].float())
     return torch.cat(out) if out else torch.empty(0, model.config.hidden_size)
-
-
-def add_seen_bias(
-    scores: torch.Tensor, histories: Histories, vocab: ItemVocab, max_length: int, bias: float
-) -> torch.Tensor:
-    """The model's learned bias on the items each user's input already holds (in place)."""
-    recent = histories.truncated(max_length)
-    columns = vocab.encode(recent.items) - 1
-    rows = np.repeat(np.arange(len(recent)), recent.lengths)
-    known = columns < vocab.n_items
-    rows, columns = torch.from_numpy(rows[known]), torch.from_numpy(columns[known])
-    scores[rows, columns] = scores[rows, columns] + bias  # a repeated item is shifted once
-    return scores
 
 
 def seen_bias_of(model: torch.nn.Module) -> float | None:
@@ -58,18 +50,22 @@ def seen_bias_of(model: torch.nn.Module) -> float | None:
     return None if bias is None else float(bias.detach())
 
 
-def model_scorer(model: torch.nn.Module, vocab: ItemVocab, max_length: int) -> Scorer:
-    """Full-softmax logits over the item columns for each user of a batch (what the model's
-    forward gives at the last position, without computing the special-token columns)."""
-    items = item_output_vectors(model, vocab)
-    bias = seen_bias_of(model)
+def seen_columns(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+    """(batch, width) item columns that the model's seen-item bias shifts at the last position
+    (its own rule, ``seen_tokens``), each once; -1 pads."""
+    index, valid = seen_tokens(ids, mask, model.config)
+    columns = torch.where(valid[:, -1], index[:, -1] - 1, -1)
+    return columns.cpu().numpy()
 
+
+def model_scorer(model: torch.nn.Module, vocab: ItemVocab) -> Scorer:
+    """The model's own next-item logits (seen-item bias included) over the item columns."""
+
+    @torch.no_grad()
     def score(batch: Histories) -> torch.Tensor:
-        scores = (user_vectors(model, batch, vocab, max_length) @ items.T).cpu()
-        return scores if bias is None else add_seen_bias(scores, batch, vocab, max_length, bias)
+        model.eval()
+        ids, mask = model_inputs(model, batch, vocab)
+        logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=1).logits[:, -1]
+        return logits[:, 1 : vocab.n_items + 1].float().cpu()
 
     return score
-
-
-def as_numpy(tensor: torch.Tensor) -> np.ndarray:
-    return tensor.detach().cpu().numpy().astype(np.float32)

@@ -1,9 +1,11 @@
+"""Where the input files come from: the purchase sequences and the Steam games table."""
+
 from pathlib import Path
 
 import dagster as dg
 
-from recsys_pipeline.amazon_source import META_URL, REVIEWS_URL
-from recsys_pipeline.input_source import InputCsv, locate_input_csv
+from recsys_pipeline.data.amazon import META_URL, REVIEWS_URL
+from recsys_pipeline.data.input_location import InputCsv, locate_input_csv
 
 
 class InputSource(dg.ConfigurableResource):
@@ -30,3 +32,15 @@ class InputSource(dg.ConfigurableResource):
             attempts=self.download_attempts,
             timeout_s=self.timeout_s,
         )
+
+
+class SteamSource(dg.ConfigurableResource):
+    path: str | None = None  # RECSYS_STEAM_CSV; None: $RECSYS_DATA_DIR/raw/steam.csv if present
+
+    def locate(self, raw_dir: Path) -> Path | None:
+        """The Steam games file: the configured one (which must then exist; loading it says so
+        otherwise), else the data folder's default when it is there."""
+        if self.path:
+            return Path(self.path).resolve()
+        default = raw_dir / "steam.csv"
+        return default if default.is_file() else None

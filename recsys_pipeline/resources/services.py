@@ -1,4 +1,4 @@
-"""External sources of item facts: the Steam games file, Wikipedia and an LLM endpoint.
+"""External sources of item facts: Wikipedia and an LLM endpoint.
 
 Production defaults point at the real services; tests point them at servers on 127.0.0.1.
 The OpenAI key is read from the environment when a client is made, so it never sits in run
@@ -6,22 +6,13 @@ config, logs or metadata.
 """
 
 import os
-from pathlib import Path
+from collections.abc import Callable
 
 import dagster as dg
 
-from recsys_pipeline.enrichment.wikipedia import API_URL
-
-
-class SteamSource(dg.ConfigurableResource):
-    path: str | None = None  # RECSYS_STEAM_CSV; None: $RECSYS_DATA_DIR/raw/steam.csv if present
-
-    def locate(self, raw_dir: Path) -> tuple[Path | None, bool]:
-        """(path, explicit): an explicit path must exist; the default may be absent."""
-        if self.path:
-            return Path(self.path).resolve(), True
-        default = raw_dir / "steam.csv"
-        return (default if default.is_file() else None), False
+from recsys_pipeline.enrichment.cache import JsonCache
+from recsys_pipeline.enrichment.facts import FactExtractor, LLMSettings
+from recsys_pipeline.enrichment.wikipedia import API_URL, WikipediaClient
 
 
 class WikipediaAPI(dg.ConfigurableResource):
@@ -32,6 +23,17 @@ class WikipediaAPI(dg.ConfigurableResource):
     retries: int = 4
     min_interval_s: float = 0.1  # at most 10 requests a second
 
+    def client(self, cache: JsonCache) -> WikipediaClient:
+        return WikipediaClient(
+            cache,
+            api_url=self.api_url,
+            contact=self.contact,
+            offline=self.offline,
+            timeout_s=self.timeout_s,
+            retries=self.retries,
+            min_interval_s=self.min_interval_s,
+        )
+
 
 class LLMService(dg.ConfigurableResource):
     base_url: str | None = None  # OPENAI_BASE_URL; None: api.openai.com
@@ -41,5 +43,13 @@ class LLMService(dg.ConfigurableResource):
     timeout_s: float = 30.0
     max_retries: int = 3
 
-    def api_key(self) -> str | None:
-        return os.environ.get("OPENAI_API_KEY") or None
+    def extractor(self, cache: JsonCache, log_line: Callable[[str], None]) -> FactExtractor:
+        settings = LLMSettings(
+            model=self.model,
+            base_url=self.base_url,
+            concurrency=self.concurrency,
+            timeout_s=self.timeout_s,
+            max_retries=self.max_retries,
+        )
+        api_key = os.environ.get("OPENAI_API_KEY") or None
+        return FactExtractor(cache, settings, api_key, self.offline, log_line=log_line)

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from recsys_pipeline.artifacts import ArtifactStore
+from recsys_pipeline.data.artifacts import ArtifactStore
 
 
 class RecsysStorage(dg.ConfigurableResource):

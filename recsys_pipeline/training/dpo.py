@@ -20,12 +20,16 @@ from unittest import mock
 import numpy as np
 import torch
 
-from recsys_pipeline.item_vocab import ItemVocab, build_tokenizer
-from recsys_pipeline.preference_pairs import PreferencePairs
+from recsys_pipeline.data.vocab import ItemVocab, build_tokenizer
+from recsys_pipeline.models.precision import default_device, trainer_bf16
 from recsys_pipeline.training import distributed
-from recsys_pipeline.training.config import DPOSettings
+from recsys_pipeline.training.pairs import PreferencePairs
 from recsys_pipeline.training.resume import latest_checkpoint
-from recsys_pipeline.training.sft import RankingEvalSet, device_and_precision
+from recsys_pipeline.training.settings import DPOSettings
+from recsys_pipeline.training.validation import RankingEvalSet
+
+SERVING_FILE = "serving.json"
+SERVE_RULES = ("best", "sft", "dpo")
 
 
 @dataclass
@@ -44,10 +48,6 @@ class DPOReport:
     @classmethod
     def from_dict(cls, data: dict) -> DPOReport:
         return cls(**data)
-
-    @property
-    def improved(self) -> bool:
-        return self.valid_after["ndcg@10"] > self.valid_before["ndcg@10"]
 
 
 def pairs_dataset(pairs: PreferencePairs, vocab: ItemVocab) -> object:
@@ -90,7 +90,7 @@ def build_trainer(
             with mock.patch.object(trl_utils, "_use_triton", lambda device: True):
                 return super().compute_loss(*args, **kwargs)
 
-    device, bf16 = device_and_precision()
+    device = default_device()
     args = DPOConfig(
         output_dir=str(work_dir),
         num_train_epochs=settings.epochs,
@@ -105,7 +105,7 @@ def build_trainer(
         loss_weights=list(settings.loss_weights) if settings.loss_weights else None,
         max_length=None,
         activation_checkpointing=False,
-        bf16=bf16,
+        bf16=trainer_bf16(device),
         use_cpu=device == "cpu",
         report_to=["tensorboard"],
         logging_steps=20,
@@ -142,7 +142,7 @@ def train_dpo(
     checkpoint in ``work_dir``; saves the tuned model to ``out_dir``."""
     from transformers.utils import logging as hf_logging
 
-    from recsys_pipeline.checkpoints import load_checkpoint
+    from recsys_pipeline.models.checkpoints import load_checkpoint
 
     hf_logging.disable_progress_bar()
     torch.set_num_threads(distributed.threads_per_process())
@@ -172,17 +172,13 @@ def train_dpo(
 
 def run_request(request: dict, log: Callable[[str], None] = print) -> DPOReport:
     """DPO from artifact folders named in ``request`` (see assets/preference.py)."""
-    from recsys_pipeline.item_vocab import load_vocab
-    from recsys_pipeline.preference_pairs import read_pairs
-    from recsys_pipeline.split import read_max_history_length, read_split
+    from recsys_pipeline.data.split import read_split
+    from recsys_pipeline.data.vocab import load_vocab
+    from recsys_pipeline.training.pairs import read_pairs
 
     vocab = load_vocab(Path(request["tokenizer"]))
     split = read_split(Path(request["sequences"]))
-    validation = RankingEvalSet(
-        *split.validation(),
-        vocab,
-        read_max_history_length(Path(request["sequences"])),
-    )
+    validation = RankingEvalSet(*split.validation(), vocab)
     settings = DPOSettings(**request["settings"])
     return train_dpo(
         Path(request["sft_checkpoint"]),
@@ -211,7 +207,29 @@ def _fmt(metrics: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
 
 
-__all__ = ["DPOReport", "pairs_dataset", "reward_summary", "train_dpo"]
+def choose_served(rule: str, sft_ndcg: float, dpo_ndcg: float) -> str:
+    """Which model serves: ``best`` (higher validation NDCG@10, SFT on a tie), or the one named."""
+    if rule in ("sft", "dpo"):
+        return rule
+    if rule != "best":
+        raise ValueError(f"serve_model={rule!r}: use one of {SERVE_RULES}")
+    return "dpo" if dpo_ndcg > sft_ndcg else "sft"
+
+
+def write_serving(folder: Path, rule: str, report: DPOReport) -> dict:
+    """serving.json: the served model and the validation NDCG@10 it was chosen by."""
+    scores = {"sft": report.valid_before["ndcg@10"], "dpo": report.valid_after["ndcg@10"]}
+    serving = {
+        "served": choose_served(rule, scores["sft"], scores["dpo"]),
+        "rule": rule,
+        "valid_ndcg@10": scores,
+    }
+    (folder / SERVING_FILE).write_text(json.dumps(serving, indent=2))
+    return serving
+
+
+def read_serving(folder: Path) -> dict:
+    return json.loads((folder / SERVING_FILE).read_text())
 
 
 if __name__ == "__main__":

@@ -14,25 +14,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 HARD, EASY, RANDOM = "hard", "easy", "random"
 
 
-@dataclass(frozen=True)
-class MiningSettings:
-    hard_share: float = 0.3
-    hard_ranks: int = 10
-    easy_ranks: int = 200
-    negatives_per_positive: int = 1
-    seed: int = 0
+class MiningSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.hard_share <= 1.0:
-            raise ValueError("hard_share must lie in [0, 1]")
-        if not 1 <= self.hard_ranks < self.easy_ranks:
-            raise ValueError("need 1 <= hard_ranks < easy_ranks")
-        if self.negatives_per_positive < 1:
-            raise ValueError("negatives_per_positive must be at least 1")
+    hard_share: float = Field(
+        0.3, ge=0.0, le=1.0, description="share of negatives drawn from the nearest items"
+    )
+    hard_ranks: int = Field(10, ge=1, description='"nearest" = this many most similar candidates')
+    easy_ranks: int = Field(
+        200, ge=2, description="easy negatives come from ranks hard_ranks+1 .. this"
+    )
+    negatives_per_positive: int = Field(1, ge=1, description="preference pairs per positive")
+    seed: int = Field(0, description="seed of the draws (the same seed, the same negatives)")
+
+    @model_validator(mode="after")
+    def _ranks_ordered(self) -> MiningSettings:
+        if self.hard_ranks >= self.easy_ranks:
+            raise ValueError("need hard_ranks < easy_ranks")
+        return self
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recsys_pipeline.histories import Histories
-from recsys_pipeline.item_vocab import ItemVocab, item_token
-from recsys_pipeline.negatives import MiningSettings, mine_negatives
-from recsys_pipeline.split import Split
+from recsys_pipeline.data.histories import Histories
+from recsys_pipeline.data.split import Split
+from recsys_pipeline.data.vocab import ItemVocab, item_token
+from recsys_pipeline.training.negatives import MiningSettings, mine_negatives
 
 PAIRS_FILE = "pairs.parquet"
 TRL_FILE = "trl_pairs.parquet"

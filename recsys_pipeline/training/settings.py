@@ -1,65 +1,89 @@
-"""Training settings as plain dataclasses (no torch, no Dagster): the profiles in settings.py
-hold one per compute profile, and the Dagster config classes are built from them."""
+"""Training settings as validated pydantic models (no torch, no Dagster).
+
+These classes are the one source of every training setting: the compute profiles in
+``recsys_pipeline/settings.py`` hold one instance each, and the Dagster launchpad's config
+classes are generated from them (``assets/config.py``), types, bounds and descriptions included.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:
-    from recsys_pipeline.item_vocab import ItemVocab
+    from recsys_pipeline.data.vocab import ItemVocab
     from recsys_pipeline.models.configuration_sasrec import SASRecConfig
 
+Variant = Literal["sasrec", "sasrec_rope", "sasrec_gate", "sasrec_moe"]
 
-@dataclass(frozen=True)
-class SFTSettings:
+
+class SFTSettings(BaseModel):
     """Model size and two-stage training; the defaults are the CPU profile's (measured on the
     shared data: see the README's ablation)."""
 
-    variant: str = "sasrec_rope"
-    hidden_size: int = 64
-    num_hidden_layers: int = 2
-    num_attention_heads: int = 2
-    head_dim: int | None = None  # None: hidden_size // num_attention_heads
-    intermediate_size: int = 256
-    norm_position: str = "pre"
-    hidden_dropout: float = 0.4
-    attention_dropout: float = 0.3
-    max_length: int = 20
-    init: str = "text"  # "text" (item rows from item_embeddings) or "random"
-    init_std: float = 0.1  # text rows are rescaled to this per-dimension standard deviation
-    stage1_epochs: int = 1  # item rows frozen (text init only)
-    stage2_epochs: int = 6  # everything trains
-    stage1_learning_rate: float = 5e-3
-    learning_rate: float = 5e-3
-    batch_size: int = 256
-    warmup_ratio: float = 0.02
-    scheduler: str = "linear"
-    weight_decay: float = 0.01
-    patience: int = 2  # epochs without a better validation NDCG@10 before stopping
-    seed: int = 42
-    seen_item_bias: bool = True  # the model's learned penalty on items already in the input
-    # The output layer's matmuls and softmax in training: "auto" is bfloat16 on CPUs with AMX
-    # (its output layer 1.4x as fast, same validation NDCG: see the README) and under CUDA bf16.
-    output_precision: str = "auto"  # "auto", "float32" or "bfloat16"
+    # frozen, and an unknown name is an error: a typo in run config must not pass silently
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    def __post_init__(self) -> None:
-        if self.init not in ("text", "random"):
-            raise ValueError(f"init={self.init!r}: use 'text' or 'random'")
-        if self.output_precision not in ("auto", "float32", "bfloat16"):
-            raise ValueError(
-                f"output_precision={self.output_precision!r}: use 'auto', 'float32' or 'bfloat16'"
-            )
+    variant: Variant = Field("sasrec_rope", description="model variant of the SASRec family")
+    hidden_size: int = Field(64, ge=1, description="width of the item embeddings and blocks")
+    num_hidden_layers: int = Field(2, ge=1, description="transformer blocks")
+    num_attention_heads: int = Field(2, ge=1, description="attention heads per block")
+    head_dim: int | None = Field(
+        None, ge=1, description="width of one head; empty: hidden_size / num_attention_heads"
+    )
+    intermediate_size: int = Field(256, ge=1, description="width of the feed-forward layer")
+    norm_position: Literal["pre", "post"] = Field("pre", description="RMSNorm before or after")
+    hidden_dropout: float = Field(
+        0.4, ge=0.0, lt=1.0, description="dropout on embeddings and block outputs"
+    )
+    attention_dropout: float = Field(0.3, ge=0.0, lt=1.0, description="dropout on attention")
+    max_history_length: int = Field(
+        20,
+        ge=1,
+        description="the model reads at most this many of a user's most recent items (saved in "
+        "the checkpoint's config, which every later step reads)",
+    )
+    init: Literal["text", "random"] = Field(
+        "text", description="item rows from item_embeddings (text) or random"
+    )
+    init_std: float = Field(
+        0.1, gt=0.0, description="text rows are rescaled to this per-dimension standard deviation"
+    )
+    stage1_epochs: int = Field(
+        1, ge=0, description="epochs with the text-initialised item rows frozen (text init only)"
+    )
+    stage2_epochs: int = Field(6, ge=1, description="epochs in which everything trains")
+    stage1_learning_rate: float = Field(5e-3, gt=0.0, description="peak learning rate, stage 1")
+    learning_rate: float = Field(5e-3, gt=0.0, description="peak learning rate, stage 2")
+    batch_size: int = Field(256, ge=1, description="sequences per optimizer step (all processes)")
+    warmup_ratio: float = Field(0.02, ge=0.0, le=1.0, description="share of steps warming up")
+    scheduler: Literal[
+        "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"
+    ] = Field("linear", description="learning-rate schedule (Hugging Face names)")
+    weight_decay: float = Field(0.01, ge=0.0, description="AdamW decay (never on embeddings)")
+    patience: int = Field(
+        2, ge=1, description="epochs without a better validation NDCG@10 before stopping"
+    )
+    seed: int = Field(42, description="seed of initialisation, shuffling and dropout")
+    seen_item_bias: bool = Field(
+        True, description="learn one penalty on the logits of items already in the input"
+    )
+    # "auto" is bfloat16 where bf16 matmuls are fast (models/precision.py), float32 elsewhere.
+    output_precision: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="compute dtype of the output layer's matmuls and softmax in training"
+    )
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> SFTSettings:
         if self.head_dim is None and self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"hidden_size={self.hidden_size} is not divisible by "
                 f"num_attention_heads={self.num_attention_heads}"
             )
-        for name in ("stage2_epochs", "batch_size", "max_length"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
+        return self
 
-    def model_config(self, vocab: ItemVocab) -> SASRecConfig:
+    def sasrec_config(self, vocab: ItemVocab) -> SASRecConfig:
         from recsys_pipeline.models.configuration_sasrec import SASRecConfig
 
         return SASRecConfig(
@@ -73,7 +97,8 @@ class SFTSettings:
             norm_position=self.norm_position,
             hidden_dropout=self.hidden_dropout,
             attention_dropout=self.attention_dropout,
-            max_position_embeddings=self.max_length + 1,
+            max_history_length=self.max_history_length,
+            max_position_embeddings=self.max_history_length + 1,
             pad_token_id=vocab.pad_token_id,
             bos_token_id=vocab.bos_token_id,
             eos_token_id=vocab.eos_token_id,
@@ -81,29 +106,32 @@ class SFTSettings:
         )
 
 
-@dataclass(frozen=True)
-class DPOSettings:
+class DPOSettings(BaseModel):
     """DPO from the SFT model (TRL names: beta, loss_type, loss_weights). The default adds TRL's
     "sft" term (the chosen item's negative log-likelihood, as in RPO) to the sigmoid DPO loss:
     chosen on the validation targets among the settings in the README's DPO table."""
 
-    beta: float = 0.1
-    loss_type: tuple[str, ...] = ("sigmoid", "sft")
-    loss_weights: tuple[float, ...] | None = (1.0, 1.0)
-    learning_rate: float = 1e-4
-    epochs: float = 1.0
-    batch_size: int = 256
-    warmup_ratio: float = 0.05
-    weight_decay: float = 0.0
-    save_steps: int = 100  # checkpoint every this many steps (a killed run resumes there)
-    seed: int = 42
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    def __post_init__(self) -> None:
-        # Run config and JSON requests give lists; the settings stay hashable tuples.
-        object.__setattr__(self, "loss_type", tuple(self.loss_type))
-        if self.loss_weights is not None:
-            object.__setattr__(self, "loss_weights", tuple(self.loss_weights))
-        if self.beta <= 0:
-            raise ValueError("beta must be positive")
+    beta: float = Field(0.1, gt=0.0, description="DPO temperature")
+    loss_type: list[str] = Field(
+        ["sigmoid", "sft"], min_length=1, description="TRL loss names, e.g. sigmoid, ipo, sft"
+    )
+    loss_weights: list[float] | None = Field(
+        [1.0, 1.0], description="one weight per loss_type; empty: all 1"
+    )
+    learning_rate: float = Field(1e-4, gt=0.0, description="peak learning rate")
+    epochs: float = Field(1.0, gt=0.0, description="passes over the preference pairs")
+    batch_size: int = Field(256, ge=1, description="pairs per optimizer step (all processes)")
+    warmup_ratio: float = Field(0.05, ge=0.0, le=1.0, description="share of steps warming up")
+    weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay")
+    save_steps: int = Field(
+        100, ge=1, description="checkpoint every this many steps (a killed run resumes there)"
+    )
+    seed: int = Field(42, description="seed of shuffling and dropout")
+
+    @model_validator(mode="after")
+    def _one_weight_per_loss(self) -> DPOSettings:
         if self.loss_weights is not None and len(self.loss_weights) != len(self.loss_type):
             raise ValueError("loss_weights needs one weight per loss_type")
+        return self

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -27,18 +28,17 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from recsys_pipeline.histories import Histories
-from recsys_pipeline.item_vocab import ItemVocab
-from recsys_pipeline.metrics import TOP_K
-from recsys_pipeline.models.fused_loss import fast_compute_dtype
+from recsys_pipeline.data.histories import Histories
+from recsys_pipeline.data.vocab import ItemVocab
 from recsys_pipeline.models.modeling_sasrec import SASRecForCausalLM
-from recsys_pipeline.ranking import rank_users
-from recsys_pipeline.scoring import model_scorer
+from recsys_pipeline.models.precision import bf16_is_fast, default_device, trainer_bf16
+from recsys_pipeline.ranking.metrics import TOP_K
 from recsys_pipeline.training import distributed
-from recsys_pipeline.training.config import SFTSettings
-from recsys_pipeline.training.data import WindowDataset, collate, training_windows
-from recsys_pipeline.training.freezing import freeze_rows
+from recsys_pipeline.training.freezing import decay_parameter_names, freeze_rows
 from recsys_pipeline.training.resume import latest_checkpoint
+from recsys_pipeline.training.settings import SFTSettings
+from recsys_pipeline.training.validation import RankingEvalSet
+from recsys_pipeline.training.windows import WindowDataset, collate, training_windows
 
 STAGE_DONE = "stage_done.json"
 METRIC = f"ndcg@{TOP_K}"
@@ -72,18 +72,11 @@ class SFTReport:
         return cls(**{**data, "epochs": [EpochRecord(**e) for e in data["epochs"]]})
 
 
-def device_and_precision() -> tuple[str, bool]:
-    """CUDA with bf16 when present, CPU float32 otherwise."""
-    if torch.cuda.is_available():
-        return "cuda", torch.cuda.is_bf16_supported()
-    return "cpu", False
-
-
 def output_layer_dtype(precision: str, device: str) -> torch.dtype | None:
-    """The output layer's compute dtype for ``SFTSettings.output_precision`` (None: the
-    autocast dtype under bf16 training, else float32)."""
+    """The output layer's compute dtype for ``SFTSettings.output_precision`` ("auto": bfloat16
+    where it is fast; otherwise None, the autocast dtype under bf16 training, else float32)."""
     if precision == "auto":
-        return fast_compute_dtype(device)
+        return torch.bfloat16 if bf16_is_fast(device) else None
     return getattr(torch, precision)
 
 
@@ -100,29 +93,6 @@ def init_item_rows(
     with torch.no_grad():
         weight = model.get_input_embeddings().weight
         weight[torch.from_numpy(vocab.item_token_ids)] = torch.from_numpy(scaled).to(weight)
-
-
-@dataclass(frozen=True)
-class RankingEvalSet(torch.utils.data.Dataset):
-    """Users' input histories and the held-out item each should rank high."""
-
-    inputs: Histories
-    targets: np.ndarray
-    vocab: ItemVocab
-    max_length: int
-
-    def __len__(self) -> int:
-        return len(self.targets)
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
-        return self.inputs[index], int(self.targets[index])
-
-    def metrics(self, model: torch.nn.Module) -> dict[str, float]:
-        model.eval()
-        scorer = model_scorer(model, self.vocab, self.max_length)
-        ranked = rank_users(scorer, self.inputs, self.vocab, self.targets)
-        model.train()
-        return ranked.metrics()
 
 
 class SASRecTrainer(Trainer):
@@ -150,16 +120,7 @@ class SASRecTrainer(Trainer):
 
     def get_decay_parameter_names(self, model: torch.nn.Module) -> list[str]:
         # No decay on embeddings either: decoupled weight decay would move the frozen item rows.
-        embeddings = {
-            f"{name}.weight"
-            for name, module in model.named_modules()
-            if isinstance(module, torch.nn.Embedding)
-        }
-        return [
-            name
-            for name, parameter in model.named_parameters()
-            if parameter.ndim >= 2 and name not in embeddings and "lm_head" not in name
-        ]
+        return decay_parameter_names(model)
 
     def evaluate(
         self,
@@ -192,6 +153,119 @@ class _Progress(TrainerCallback):
         self.log(f"stage {self.stage}, epoch {metrics.get('epoch', 0):.0f}: {shown}")
 
 
+class Stage(NamedTuple):
+    number: int  # 1: item rows frozen, 2: everything trains
+    epochs: int
+    learning_rate: float
+
+
+def plan_stages(settings: SFTSettings) -> list[Stage]:
+    """Stage 1 only when the item rows come from text (random rows have nothing to keep)."""
+    stages = []
+    if settings.init == "text" and settings.stage1_epochs > 0:
+        stages.append(Stage(1, settings.stage1_epochs, settings.stage1_learning_rate))
+    return [*stages, Stage(2, settings.stage2_epochs, settings.learning_rate)]
+
+
+def first_model(
+    settings: SFTSettings, vocab: ItemVocab, item_vectors: np.ndarray | None
+) -> SASRecForCausalLM:
+    torch.manual_seed(settings.seed)
+    model = SASRecForCausalLM(settings.sasrec_config(vocab))
+    if settings.init == "text":
+        init_item_rows(model, vocab, item_vectors, settings.init_std)
+    return model
+
+
+def training_arguments(
+    settings: SFTSettings, stage: Stage, stage_dir: Path, device: str
+) -> TrainingArguments:
+    """One epoch per evaluation and checkpoint; the best epoch by validation NDCG@10 is kept."""
+    return TrainingArguments(
+        output_dir=str(stage_dir),
+        num_train_epochs=stage.epochs,
+        per_device_train_batch_size=distributed.per_process_batch(settings.batch_size),
+        ddp_backend=distributed.ddp_backend(device),
+        learning_rate=stage.learning_rate,
+        warmup_steps=settings.warmup_ratio,
+        lr_scheduler_type=settings.scheduler,
+        weight_decay=settings.weight_decay,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        metric_for_best_model=METRIC,
+        greater_is_better=True,
+        logging_strategy="steps",
+        logging_steps=50,
+        report_to=["tensorboard"],
+        seed=settings.seed,
+        data_seed=settings.seed,
+        bf16=trainer_bf16(device),
+        use_cpu=device == "cpu",
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        disable_tqdm=True,
+        save_only_model=False,
+    )
+
+
+@dataclass
+class StageRun:
+    records: list[EpochRecord]
+    train_seconds: float  # evaluation excluded
+    trained_windows: int  # examples seen in this run (a resumed run counts what it trained)
+    resumed_from: Path | None
+
+
+def run_stage(
+    stage: Stage,
+    model: SASRecForCausalLM,
+    dataset: WindowDataset,
+    validation: RankingEvalSet,
+    settings: SFTSettings,
+    stage_dir: Path,
+    device: str,
+    log: Callable[[str], None],
+) -> StageRun:
+    """Train one stage (resuming from its newest complete checkpoint) and save its best model
+    to ``stage_dir/best``."""
+    vocab = validation.vocab
+    frozen = (
+        freeze_rows(model.get_input_embeddings().weight, torch.from_numpy(vocab.item_token_ids))
+        if stage.number == 1
+        else None
+    )
+    trainer = SASRecTrainer(
+        model=model,
+        args=training_arguments(settings, stage, stage_dir, device),
+        train_dataset=dataset,
+        eval_dataset=validation,
+        data_collator=lambda batch: collate(batch, vocab.pad_token_id),
+        callbacks=[EarlyStoppingCallback(settings.patience), _Progress(log, stage.number)],
+        loss_dtype=output_layer_dtype(settings.output_precision, device),
+    )
+    trainer.remove_callback(PrinterCallback)
+    resume = latest_checkpoint(stage_dir)
+    first_step = 0
+    if resume is not None:
+        log(f"stage {stage.number}: resuming from {resume}")
+        first_step = json.loads((resume / "trainer_state.json").read_text())["global_step"]
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    seconds = time.perf_counter() - started - trainer.eval_seconds
+    steps_per_epoch = math.ceil(len(dataset) / settings.batch_size)
+    windows = (trainer.state.global_step - first_step) * len(dataset) // steps_per_epoch
+    if frozen is not None:
+        frozen.remove()
+    records = _epoch_records(trainer.state.log_history, stage.number)
+    trainer.save_model(str(stage_dir / "best"))  # by the main process only
+    if distributed.is_main():
+        (stage_dir / STAGE_DONE).write_text(json.dumps({"epochs": [asdict(r) for r in records]}))
+    distributed.barrier()  # every process reads the stage's best model next
+    return StageRun(records, seconds, windows, resume)
+
+
 def train_sft(
     train: Histories,
     valid_inputs: Histories,
@@ -208,122 +282,57 @@ def train_sft(
     hf_logging.disable_progress_bar()  # progress goes to `log`, one line per epoch
     if settings.init == "text" and item_vectors is None:
         raise ValueError("init='text' needs item vectors (materialize item_embeddings)")
-    device, bf16 = device_and_precision()
+    device = default_device()
     torch.set_num_threads(distributed.threads_per_process())
     work_dir.mkdir(parents=True, exist_ok=True)
-    dataset = WindowDataset(training_windows(train, vocab, settings.max_length))
+    dataset = WindowDataset(training_windows(train, vocab, settings.max_history_length))
+    validation = RankingEvalSet(valid_inputs, valid_targets, vocab)
     report = SFTReport(best_metrics={}, device=device)
-
-    validation = RankingEvalSet(valid_inputs, valid_targets, vocab, settings.max_length)
-
-    stages = (
-        [(1, settings.stage1_epochs, settings.stage1_learning_rate)]
-        if (settings.init == "text" and settings.stage1_epochs > 0)
-        else []
-    )
-    stages.append((2, settings.stage2_epochs, settings.learning_rate))
-
+    stages = plan_stages(settings)
     model_dir: Path | None = None
     train_seconds, trained_windows = 0.0, 0
-    for stage, epochs, learning_rate in stages:
-        stage_dir = work_dir / f"stage{stage}"
+    for stage in stages:
+        stage_dir = work_dir / f"stage{stage.number}"
         done = stage_dir / STAGE_DONE
         if done.is_file():
-            log(f"stage {stage} already finished in {stage_dir}; reusing it")
-            record = json.loads(done.read_text())
-            report.epochs += [EpochRecord(**e) for e in record["epochs"]]
-            model_dir = stage_dir / "best"
-            continue
-        if model_dir is None:
-            torch.manual_seed(settings.seed)
-            model = SASRecForCausalLM(settings.model_config(vocab))
-            if settings.init == "text":
-                init_item_rows(model, vocab, item_vectors, settings.init_std)
+            log(f"stage {stage.number} already finished in {stage_dir}; reusing it")
+            report.epochs += [EpochRecord(**e) for e in json.loads(done.read_text())["epochs"]]
         else:
-            model = SASRecForCausalLM.from_pretrained(model_dir)
-        handle = (
-            freeze_rows(model.get_input_embeddings().weight, torch.from_numpy(vocab.item_token_ids))
-            if stage == 1
-            else None
-        )
-        args = TrainingArguments(
-            output_dir=str(stage_dir),
-            num_train_epochs=epochs,
-            per_device_train_batch_size=distributed.per_process_batch(settings.batch_size),
-            ddp_backend=distributed.ddp_backend(device),
-            learning_rate=learning_rate,
-            warmup_steps=settings.warmup_ratio,
-            lr_scheduler_type=settings.scheduler,
-            weight_decay=settings.weight_decay,
-            eval_strategy="epoch",
-            save_strategy="epoch",
-            save_total_limit=2,
-            load_best_model_at_end=True,
-            metric_for_best_model=METRIC,
-            greater_is_better=True,
-            logging_strategy="steps",
-            logging_steps=50,
-            report_to=["tensorboard"],
-            seed=settings.seed,
-            data_seed=settings.seed,
-            bf16=bf16,
-            use_cpu=device == "cpu",
-            dataloader_num_workers=0,
-            remove_unused_columns=False,
-            disable_tqdm=True,
-            save_only_model=False,
-        )
-        trainer = SASRecTrainer(
-            model=model,
-            args=args,
-            train_dataset=dataset,
-            eval_dataset=validation,
-            data_collator=lambda batch: collate(batch, vocab.pad_token_id),
-            callbacks=[EarlyStoppingCallback(settings.patience), _Progress(log, stage)],
-            loss_dtype=output_layer_dtype(settings.output_precision, device),
-        )
-        trainer.remove_callback(PrinterCallback)
-        resume = latest_checkpoint(stage_dir)
-        first_step = 0
-        if resume is not None:
-            log(f"stage {stage}: resuming from {resume}")
-            report.resumed_from = str(resume)
-            first_step = json.loads((resume / "trainer_state.json").read_text())["global_step"]
-        stage_started = time.perf_counter()
-        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-        train_seconds += time.perf_counter() - stage_started - trainer.eval_seconds
-        steps_per_epoch = math.ceil(len(dataset) / settings.batch_size)
-        trained_windows += (
-            (trainer.state.global_step - first_step) * len(dataset) // steps_per_epoch
-        )
-        if handle is not None:
-            handle.remove()
-        records = _epoch_records(trainer.state.log_history, stage)
-        report.epochs += records
-        trainer.save_model(str(stage_dir / "best"))  # by the main process only
-        if distributed.is_main():
-            done.write_text(json.dumps({"epochs": [asdict(r) for r in records]}))
-        distributed.barrier()  # every process reads the stage's best model next
+            model = (
+                first_model(settings, vocab, item_vectors)
+                if model_dir is None
+                else SASRecForCausalLM.from_pretrained(model_dir)
+            )
+            run = run_stage(stage, model, dataset, validation, settings, stage_dir, device, log)
+            report.epochs += run.records
+            train_seconds += run.train_seconds
+            trained_windows += run.trained_windows
+            if run.resumed_from is not None:
+                report.resumed_from = str(run.resumed_from)
         model_dir = stage_dir / "best"
 
-    assert model_dir is not None
     best = SASRecForCausalLM.from_pretrained(model_dir)
     if distributed.is_main():
         best.save_pretrained(out_dir)
+        _copy_tensorboard(work_dir, stages, out_dir)
     report.best_metrics = max((r.metrics for r in report.epochs), key=lambda m: m[METRIC])
     report.parameters = sum(p.numel() for p in best.parameters())
     report.wall_seconds = time.perf_counter() - started
     report.train_seconds = train_seconds
     if train_seconds > 0:
-        per_window_tokens = dataset.real_tokens() / len(dataset)
-        per_window_targets = dataset.targets() / len(dataset)
-        report.tokens_per_s = trained_windows * per_window_tokens / train_seconds
-        report.targets_per_s = trained_windows * per_window_targets / train_seconds
-    for stage, _, _ in stages:  # the Trainer writes TensorBoard events under <output_dir>/runs
-        runs = work_dir / f"stage{stage}" / "runs"
-        if runs.is_dir() and distributed.is_main():
-            shutil.copytree(runs, out_dir / "tensorboard" / f"stage{stage}", dirs_exist_ok=True)
+        report.tokens_per_s = trained_windows * dataset.real_tokens() / len(dataset) / train_seconds
+        report.targets_per_s = trained_windows * dataset.targets() / len(dataset) / train_seconds
     return report
+
+
+def _copy_tensorboard(work_dir: Path, stages: list[Stage], out_dir: Path) -> None:
+    """The Trainer writes TensorBoard events under <output_dir>/runs; keep them with the model."""
+    for stage in stages:
+        runs = work_dir / f"stage{stage.number}" / "runs"
+        if runs.is_dir():
+            shutil.copytree(
+                runs, out_dir / "tensorboard" / f"stage{stage.number}", dirs_exist_ok=True
+            )
 
 
 def _epoch_records(log_history: list[dict], stage: int) -> list[EpochRecord]:
@@ -343,9 +352,9 @@ def _epoch_records(log_history: list[dict], stage: int) -> list[EpochRecord]:
 
 def run_request(request: dict, log: Callable[[str], None] = print) -> SFTReport:
     """Train from artifact folders named in ``request`` (see assets/training.py)."""
-    from recsys_pipeline.item_text import read_vectors
-    from recsys_pipeline.item_vocab import load_vocab
-    from recsys_pipeline.split import read_split
+    from recsys_pipeline.data.split import read_split
+    from recsys_pipeline.data.vocab import load_vocab
+    from recsys_pipeline.enrichment.text_vectors import read_vectors
 
     settings = SFTSettings(**request["settings"])
     vocab = load_vocab(Path(request["tokenizer"]))

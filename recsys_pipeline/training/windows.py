@@ -1,4 +1,4 @@
-"""Model inputs from user histories: BOS + the most recent items, as token ids."""
+"""Training examples from user histories: causal windows of BOS + items, and their collation."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from recsys_pipeline.histories import Histories
-from recsys_pipeline.item_vocab import ItemVocab
+from recsys_pipeline.data.histories import Histories
+from recsys_pipeline.data.vocab import ItemVocab
 
 IGNORE = -100
 
@@ -76,23 +76,3 @@ def collate(examples: list[dict[str, np.ndarray]], pad_token_id: int) -> dict[st
         labels[row, :n] = torch.from_numpy(example["labels"])
         attention_mask[row, :n] = 1
     return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
-
-
-def left_padded_inputs(
-    histories: Histories, vocab: ItemVocab, max_length: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """[BOS, most recent <= max_length items], left-padded, for scoring the next item."""
-    recent = histories.truncated(max_length)
-    lengths = recent.lengths + 1
-    width = int(lengths.max()) if len(lengths) else 1
-    input_ids = np.full((len(recent), width), vocab.pad_token_id, dtype=np.int64)
-    rows = np.repeat(np.arange(len(recent)), recent.lengths)
-    columns = (
-        width
-        - np.repeat(recent.lengths, recent.lengths)
-        + (np.arange(len(recent.items)) - np.repeat(recent.offsets[:-1], recent.lengths))
-    )
-    input_ids[rows, columns] = vocab.encode(recent.items)
-    input_ids[np.arange(len(recent)), width - lengths] = vocab.bos_token_id
-    ids = torch.from_numpy(input_ids)
-    return ids, (ids != vocab.pad_token_id).long()

@@ -1,0 +1,93 @@
+"""wiki_summaries and wiki_enrichment: each item's Wikipedia lead section, and the structured
+facts an LLM (or, offline, rules) reads from it."""
+
+from collections import Counter
+
+import dagster as dg
+
+from recsys_pipeline.resources import LLMService, RecsysStorage, WikipediaAPI
+from recsys_pipeline.settings import Settings
+
+
+@dg.asset(group_name="enrichment", kinds={"parquet"}, deps=["tokenizer"])
+def wiki_summaries(
+    context: dg.AssetExecutionContext, storage: RecsysStorage, wikipedia: WikipediaAPI
+) -> dg.MaterializeResult:
+    """The lead section of each item's English Wikipedia article (title without its platform
+    suffix), through the MediaWiki API with batching, retries, rate limit and an on-disk cache."""
+    from recsys_pipeline.data.vocab import load_titles, load_vocab
+    from recsys_pipeline.enrichment.cache import JsonCache
+    from recsys_pipeline.enrichment.titles import strip_platform
+    from recsys_pipeline.enrichment.wikipedia import write_summaries
+
+    artifacts = storage.artifacts()
+    catalog = artifacts.path("tokenizer")
+    titles = load_titles(catalog)
+    queries = [strip_platform(t) for t in titles]
+    cache = JsonCache(storage.root / "cache" / "wikipedia.sqlite")
+    client = wikipedia.client(cache)
+    if wikipedia.offline:
+        context.log.info("RECSYS_OFFLINE=1: Wikipedia summaries come from the cache only")
+    summaries = client.summaries(queries)
+    with artifacts.writing("wiki_summaries") as folder:
+        table = write_summaries(
+            folder, load_vocab(catalog).item_ids, queries, [summaries.get(q) for q in queries]
+        )
+    cached = len(cache)
+    cache.close()
+    return dg.MaterializeResult(
+        metadata={
+            "items": len(titles),
+            "status": dict(Counter(table.column("status").to_pylist())),
+            "requests": client.requests_made,
+            "cached_titles": cached,
+            "api_url": wikipedia.api_url,
+        }
+    )
+
+
+@dg.asset(
+    group_name="enrichment",
+    kinds={"parquet", "openai"},
+    deps=["wiki_summaries", "steam_enrichment", "tokenizer"],
+)
+def wiki_enrichment(
+    context: dg.AssetExecutionContext, storage: RecsysStorage, llm: LLMService
+) -> dg.MaterializeResult:
+    """Structured facts (release year, price, genres, developers, item type, platform) from each
+    Wikipedia summary by an LLM (cached), or by rules when offline, keyless or unreachable."""
+    from recsys_pipeline.data.vocab import load_titles, load_vocab
+    from recsys_pipeline.enrichment.cache import JsonCache
+    from recsys_pipeline.enrichment.facts import write_facts
+    from recsys_pipeline.enrichment.steam import read_steam_facts
+    from recsys_pipeline.enrichment.wikipedia import read_extracts
+
+    artifacts = storage.artifacts()
+    catalog = artifacts.path("tokenizer")
+    titles = load_titles(catalog)
+    summaries = read_extracts(artifacts.path("wiki_summaries"))
+    steam = read_steam_facts(artifacts.path("steam_enrichment"))
+    cache = JsonCache(storage.root / "cache" / "llm.sqlite")
+    extractor = llm.extractor(cache, log_line=context.log.warning)
+    results = extractor.extract(list(zip(titles, summaries, steam, strict=True)))
+    cache.close()
+    with artifacts.writing("wiki_enrichment") as folder:
+        write_facts(folder, load_vocab(catalog).item_ids, results)
+    stats = extractor.stats
+    return dg.MaterializeResult(
+        metadata={
+            "items": len(results),
+            "status": dict(stats.status),
+            "llm_model": llm.model,
+            "llm_requests": stats.requests,
+            "cache_hits": stats.cache_hits,
+            "prompt_tokens": stats.prompt_tokens,
+            "completion_tokens": stats.completion_tokens,
+            "estimated_cost_usd": extractor.estimated_cost_usd,
+            "fallback": stats.fallback_reason or "",
+        }
+    )
+
+
+def definitions(_settings: Settings) -> dg.Definitions:
+    return dg.Definitions(assets=[wiki_summaries, wiki_enrichment])

@@ -1,0 +1,1 @@
+"""Ranking: metrics, full ranking of any scorer, model scores, faiss retrieval, baselines, the evaluation protocol."""
