@@ -35,14 +35,13 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     """Every asset and check with ``settings``' profile defaults, the resources the environment
-    names, the jobs, schedule and sensor, and the executor."""
+    names, the automation and failure sensors, and the executor."""
     return dg.Definitions.merge(
         *(module.definitions(settings) for module in ASSET_MODULES),
         dg.Definitions(
             resources=build_resources(settings),
-            jobs=[automation.full_pipeline, automation.refresh_input],
-            schedules=[automation.weekly_full_pipeline],
-            sensors=[automation.input_file_changed],
+            jobs=[automation.full_pipeline],
+            sensors=[automation.automation_sensor, automation.report_failed_runs],
             executor=build_executor(settings),
         ),
     )

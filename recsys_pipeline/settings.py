@@ -91,6 +91,8 @@ class Settings:
     llm_base_url: str | None = None  # OPENAI_BASE_URL
     executor: str = "multiprocess"  # RECSYS_EXECUTOR: multiprocess or k8s
     k8s: K8sSettings = K8sSettings()
+    training_cron: str = "0 3 * * 1"  # RECSYS_TRAINING_CRON: when training may re-run (UTC)
+    predictions_max_age_days: float = 8.0  # RECSYS_PREDICTIONS_MAX_AGE_DAYS: freshness warning
 
     @property
     def artifacts_dir(self) -> Path:
@@ -131,6 +133,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         llm_base_url=env.get("OPENAI_BASE_URL") or None,
         executor=executor,
         k8s=_k8s_settings(env),
+        training_cron=env.get("RECSYS_TRAINING_CRON") or Settings.training_cron,
+        predictions_max_age_days=float(
+            env.get("RECSYS_PREDICTIONS_MAX_AGE_DAYS") or Settings.predictions_max_age_days
+        ),
     )
 
 

@@ -13,15 +13,32 @@ import dagster as dg
 from recsys_pipeline.definitions import defs
 
 
-def run_graph(resources: dict, selection: str = "*", raise_on_error: bool = True, **run_config):
-    """Materialize ``selection`` of the real definitions (assets and their checks) in-process."""
+def run_graph(
+    resources: dict,
+    selection: str = "*",
+    raise_on_error: bool = True,
+    instance: dg.DagsterInstance | None = None,
+    **run_config,
+):
+    """Materialize ``selection`` of the real definitions (assets and their checks) in-process;
+    each call gets a fresh throwaway instance unless one is given."""
     return dg.materialize(
         [*defs.assets, *defs.asset_checks],
         resources=resources,
         selection=selection,
         raise_on_error=raise_on_error,
+        instance=instance,
         run_config={"ops": run_config} if run_config else None,
     )
+
+
+def observe_sources(resources: dict, instance: dg.DagsterInstance):
+    """One observation of the input file and the Steam file, as the automation daemon makes."""
+    from dagster._core.definitions.observe import observe
+
+    sources = [a for a in defs.assets if a.key.to_user_string() in ("input_file", "steam_file")]
+    needed = {"input_source", "steam_source", "storage"}
+    return observe(sources, instance=instance, resources={k: resources[k] for k in needed})
 
 
 def check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
@@ -95,3 +112,19 @@ def materialize_cli(
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done
+
+
+def republish(artifacts: Path, key: str, change) -> Path:
+    """Publish a new version of ``key`` that is the current one changed by ``change(folder)``:
+    a well-formed artifact with the wrong content, as a buggy writer would leave it."""
+    import shutil
+
+    from recsys_pipeline.data.artifacts import MANIFEST, ArtifactStore
+
+    store = ArtifactStore(artifacts)
+    current = store.path(key)
+    with store.writing(key) as folder:
+        shutil.copytree(current, folder, dirs_exist_ok=True)
+        (folder / MANIFEST).unlink()
+        change(folder)
+    return store.published[key]

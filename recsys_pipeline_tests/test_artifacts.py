@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import errno
+import re
+import shutil
 import threading
 import time
 
@@ -96,3 +98,68 @@ def test_lock_timeout_fails_cleanly(tmp_path):
         impatient.writing("thing"),
     ):
         pass
+
+
+def publish(store: ArtifactStore, text: str) -> str:
+    with store.writing("thing") as folder:
+        (folder / "value.txt").write_text(text)
+    return store.published["thing"].name
+
+
+def test_a_pinned_version_survives_any_number_of_publishes(tmp_path):
+    store = ArtifactStore(tmp_path)
+    first = publish(store, "first")
+    with store.pinned("thing", first) as folder:
+        for n in range(4):
+            publish(store, str(n))
+        assert (folder / "value.txt").read_text() == "first"
+    names = {p.name for p in (tmp_path / ".versions" / "thing").iterdir()}
+    assert first in names and len(names) == 3  # the pin and the newest two
+    publish(store, "after")  # unpinned now: pruned at the next publish
+    assert first not in {p.name for p in (tmp_path / ".versions" / "thing").iterdir()}
+
+
+def test_the_pin_of_a_dead_reader_does_not_keep_a_version(tmp_path):
+    import subprocess
+    import sys
+
+    from recsys_pipeline_tests.conftest import REPO
+
+    store = ArtifactStore(tmp_path)
+    first = publish(store, "first")
+    code = (
+        "import sys; from pathlib import Path; from recsys_pipeline.data.artifacts import "
+        f"ArtifactStore; s = ArtifactStore(Path({str(tmp_path)!r}));"
+        f"pin = s.pinned('thing', {first!r}); pin.__enter__(); print('pinned', flush=True);"
+        "sys.stdin.read()"
+    )
+    reader = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert reader.stdout.readline().strip() == b"pinned"
+    assert store.pinned_versions("thing") == {first}
+    reader.kill()  # no clean-up runs: the kernel drops its lock
+    reader.wait()
+    assert store.pinned_versions("thing") == set()
+    publish(store, "a")
+    publish(store, "b")
+    assert first not in {p.name for p in (tmp_path / ".versions" / "thing").iterdir()}
+
+
+@pytest.mark.parametrize("damage", ["deleted", "truncated", "version gone"])
+def test_a_damaged_version_is_an_error_naming_it(tmp_path, damage):
+    store = ArtifactStore(tmp_path)
+    name = publish(store, "complete")
+    folder = tmp_path / ".versions" / "thing" / name
+    if damage == "deleted":
+        (folder / "value.txt").unlink()
+        expected = f"version {name} is damaged: 1 file(s) missing or changed, first value.txt"
+    elif damage == "truncated":
+        (folder / "value.txt").write_text("comp")
+        expected = f"version {name} is damaged"
+    else:
+        shutil.rmtree(folder)
+        expected = f"version {name} is gone"
+    with pytest.raises(ArtifactError, match=re.escape(expected)), store.pinned("thing", name):
+        pass
+    assert store.pinned_versions("thing") == set()  # a failed pin leaves no pin behind

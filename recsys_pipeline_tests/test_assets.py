@@ -14,6 +14,7 @@ from recsys_pipeline_tests.helpers import (
     failure_message,
     materialization_metadata,
     read_metrics,
+    republish,
     run_graph,
 )
 from recsys_pipeline_tests.test_models import expected_parameters
@@ -94,7 +95,7 @@ def test_quarantined_rows_are_counted_in_metadata(tmp_path, resources_for):
     result = run_graph(resources_for(write_rows(tmp_path / "in.csv", rows)), selection="raw_csv")
     meta = materialization_metadata(result, "raw_csv")
     assert meta["quarantined_rows"] == 2
-    assert meta["quarantined_by_field"] == {"history_item_title": 1, "history_item_id": 1}
+    assert meta["quarantined/history_item_title"] == 1 and meta["quarantined/history_item_id"] == 1
     assert "| 62 | history_item_title | 1 titles for 2 item ids |" in meta["quarantine"]
     assert "| 63 | history_item_id | not a Python list literal" in meta["quarantine"]
 
@@ -170,7 +171,10 @@ def test_model_stages_on_tiny_data(tmp_path, tiny_csv, resources_for):
     )
     assert sft["variant"] == "sasrec_rope"
     assert sft["parameters"] == expected_parameters("sasrec_rope", shape)
-    assert "| stage | epoch |" in sft["epochs"] and sft["curves"].startswith("![")
+    epochs = [record.data for record in sft["epochs"].records]
+    assert [(e["stage"], e["epoch"]) for e in epochs] == [(1, 1), (2, 1)]
+    assert [c.name for c in sft["epochs"].schema.columns][:3] == ["stage", "epoch", "train_loss"]
+    assert epochs[-1]["valid_ndcg@10"] <= sft["valid/ndcg@10"] and sft["curves"].startswith("![")
     embeddings = materialization_metadata(result, "item_embeddings")
     assert embeddings["coverage"] == 1.0 and embeddings["dimensions"] == 64
     assert materialization_metadata(result, "faiss_index")["recall@10"] == 1.0
@@ -197,27 +201,37 @@ def test_embeddings_for_another_catalog_fail_clearly(tmp_path, tiny_csv, resourc
 
     resources = resources_for(tiny_csv)
     run_graph(resources, selection="raw_csv*", sft_checkpoint=FAST_SFT)
-    vectors = tmp_path / "data" / "artifacts" / "item_embeddings" / "vectors.npy"
-    np.save(vectors, np.load(vectors)[:-3])
+
+    def drop_three_rows(folder):
+        np.save(folder / "vectors.npy", np.load(folder / "vectors.npy")[:-3])
+
+    republish(tmp_path / "data" / "artifacts", "item_embeddings", drop_three_rows)
     result = run_graph(
         resources, selection="sft_checkpoint", raise_on_error=False, sft_checkpoint=FAST_SFT
     )
     assert "37 rows for a catalog of 40 items" in failure_message(result)
 
 
-@pytest.mark.parametrize("damage", ["missing", "corrupt"])
+@pytest.mark.parametrize("damage", ["deleted", "truncated", "overwritten"])
 def test_broken_checkpoint_fails_clearly(tmp_path, tiny_csv, resources_for, damage):
     resources = resources_for(tiny_csv)
     run_graph(resources, selection="raw_csv*", sft_checkpoint=FAST_SFT)
-    weights = tmp_path / "data" / "artifacts" / "sft_checkpoint" / "model.safetensors"
-    if damage == "missing":
+    folder = (tmp_path / "data" / "artifacts" / "sft_checkpoint").resolve()
+    weights = folder / "model.safetensors"
+    if damage == "deleted":
         weights.unlink()
-    else:
+    elif damage == "truncated":
         weights.write_bytes(weights.read_bytes()[:100])
+    else:  # the same size, the bytes scrambled: only safetensors' own check can tell
+        data = weights.read_bytes()
+        weights.write_bytes(data[:8] + bytes(len(data) - 8))
     result = run_graph(resources, selection="faiss_index", raise_on_error=False)
-    expected = "is missing" if damage == "missing" else "corrupt or truncated"
     message = failure_message(result)
-    assert expected in message and "Re-materialize" in message
+    if damage == "overwritten":
+        assert "corrupt or truncated" in message and "Re-materialize" in message
+    else:  # the version's manifest names what is gone, and the version: no other one is read
+        assert f"artifact 'sft_checkpoint' version {folder.name} is damaged" in message
+        assert "first model.safetensors" in message and "re-materialize" in message
 
 
 def test_serve_best_keeps_sft_when_dpo_is_worse(tmp_path, tiny_csv, resources_for):
@@ -257,9 +271,12 @@ def test_a_bad_pairs_file_fails_dpo_clearly(tmp_path, tiny_csv, resources_for):
 
     resources = resources_for(tiny_csv)
     run_graph(resources, selection="raw_csv*", sft_checkpoint=FAST_SFT)
-    path = tmp_path / "data" / "artifacts" / "dpo_pairs" / "pairs.parquet"
-    table = pq.read_table(path).to_pandas()
-    table.loc[0, "rejected_item_id"] = table.loc[0, "chosen_item_id"]
-    table.to_parquet(path)
+
+    def reject_the_chosen_item(folder):
+        table = pq.read_table(folder / "pairs.parquet").to_pandas()
+        table.loc[0, "rejected_item_id"] = table.loc[0, "chosen_item_id"]
+        table.to_parquet(folder / "pairs.parquet")
+
+    republish(tmp_path / "data" / "artifacts", "dpo_pairs", reject_the_chosen_item)
     result = run_graph(resources, selection="dpo_checkpoint", raise_on_error=False)
     assert "row 0, field 'rejected_item_id': equals chosen_item_id" in failure_message(result)

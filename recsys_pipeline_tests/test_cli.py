@@ -27,3 +27,18 @@ def test_dpo_checkpoint_plus_rebuilds_exactly_the_served_side(tmp_path, tiny_csv
     after = published(artifacts)
     rebuilt = {name for name in after if after[name] != before.get(name)}
     assert rebuilt == {"dpo_checkpoint", "faiss_index", "predictions", "evaluation"}
+
+
+def test_an_enrichment_selection_closed_upstream_runs_on_a_fresh_instance(tmp_path, tiny_csv):
+    # tokenizer's blocking check reads sequences: the selection must build sequences first
+    done = materialize_cli("*steam_enrichment,*wiki_enrichment", tmp_path, tiny_csv, cwd=REPO)
+    assert "RUN_SUCCESS" in done.stderr
+    built = set(published(tmp_path / "data" / "artifacts"))
+    assert built == {
+        "raw_csv",
+        "sequences",
+        "tokenizer",
+        "steam_enrichment",
+        "wiki_summaries",
+        "wiki_enrichment",
+    }

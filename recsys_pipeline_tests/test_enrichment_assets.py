@@ -59,7 +59,7 @@ def test_online_enrichment_with_an_api_key_that_never_leaks(
         )
     assert result.success
     facts = materialization_metadata(result, "wiki_enrichment")
-    assert facts["status"] == {"llm": 1, "rules": 4} and facts["llm_requests"] == 1
+    assert (facts["status/llm"], facts["status/rules"], facts["llm_requests"]) == (1, 4, 1)
     assert facts["prompt_tokens"] == 100 and facts["estimated_cost_usd"] > 0
     headers = {k.lower(): v for k, v in llm.requests[0]["headers"].items()}
     assert headers["authorization"] == f"Bearer {SECRET}"  # it was used...
@@ -99,7 +99,7 @@ def test_offline_makes_no_connection_at_all(tmp_path, small, resources_for, monk
         llm=LLMService(offline=True),
     )
     assert result.success
-    assert materialization_metadata(result, "wiki_summaries")["status"] == {"offline": 5}
+    assert materialization_metadata(result, "wiki_summaries")["status/offline"] == 5
     assert materialization_metadata(result, "wiki_enrichment")["fallback"] == "RECSYS_OFFLINE=1"
 
 
@@ -112,7 +112,7 @@ def test_partial_failure_still_materialises_with_status_counts(tmp_path, small, 
             resources_for, csv, wikipedia=WikipediaAPI(api_url=url, retries=1, min_interval_s=0.0)
         )
     assert result.success
-    assert materialization_metadata(result, "wiki_summaries")["status"] == {"failed": 5}
+    assert materialization_metadata(result, "wiki_summaries")["status/failed"] == 5
     assert materialization_metadata(result, "steam_enrichment")["source"] == "none"
 
 

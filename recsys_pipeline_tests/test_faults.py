@@ -35,6 +35,13 @@ def dagster_materialize(selection: str, env: dict, config: dict | None = None) -
     )
 
 
+def complete_checkpoints(work) -> list[int]:
+    return sorted(
+        int(p.parent.name.split("-")[1])
+        for p in work.glob("*/stage2/checkpoint-*/trainer_state.json")
+    )
+
+
 def test_sigkill_mid_training_resumes_from_the_last_checkpoint(tmp_path, resources_for):
     csv = write_rows(tmp_path / "in.csv", tiny_rows(n_users=600, n_items=60))
     long_sft = {"stage1_epochs": 0, "stage2_epochs": 15, "patience": 100, "batch_size": 32}
@@ -48,14 +55,15 @@ def test_sigkill_mid_training_resumes_from_the_last_checkpoint(tmp_path, resourc
         "sft_checkpoint", cli_env(tmp_path, csv), {"ops": {"sft_checkpoint": {"config": long_sft}}}
     )
     deadline = time.monotonic() + 300
-    while not list(work.glob("*/stage2/checkpoint-*")):
+    # a checkpoint written to its end (the Trainer writes trainer_state.json last); killing at
+    # the first checkpoint folder would often cut that one off mid-save, leaving none to resume
+    while not complete_checkpoints(work):
         assert process.poll() is None, process.stdout.read().decode()[-3000:]
         assert time.monotonic() < deadline
         time.sleep(0.2)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    killed = sorted(int(p.name.split("-")[1]) for p in work.glob("*/stage2/checkpoint-*"))
-    assert killed, "a checkpoint was written before the kill"
+    killed = complete_checkpoints(work)
 
     result = run_graph(
         resources_for(csv), selection="sft_checkpoint", sft_checkpoint={"config": long_sft}
@@ -173,3 +181,59 @@ def test_two_runs_of_the_same_asset_at_once_serialise_cleanly(tmp_path):
 def test_artifact_errors_are_not_swallowed(tmp_path):
     with pytest.raises(ArtifactError, match="materialize the 'nothing' asset first"):
         ArtifactStore(tmp_path).path("nothing")
+
+
+def test_an_input_that_disappears_after_its_observation_fails_clearly(tmp_path, resources_for):
+    from recsys_pipeline_tests.helpers import observe_sources
+
+    csv = write_rows(tmp_path / "in.csv", tiny_rows())
+    resources = resources_for(csv)
+    instance = dg.DagsterInstance.ephemeral()
+    observe_sources(resources, instance)  # seen with its bytes...
+    csv.unlink()  # ...and gone before raw_csv reads it
+    result = run_graph(resources, selection="raw_csv", instance=instance, raise_on_error=False)
+    assert f"{csv}: file not found" in failure_message(result)
+    assert not (tmp_path / "data" / "artifacts" / "raw_csv").exists()  # nothing published
+
+
+def test_a_slow_training_keeps_its_tokenizer_while_raw_csv_plus_republishes_it_twice(
+    tmp_path, resources_for
+):
+    from recsys_pipeline.data.artifacts import ArtifactStore
+    from recsys_pipeline.data.vocab import load_vocab
+
+    rows = tiny_rows(n_users=600, n_items=60)
+    csv = write_rows(tmp_path / "in.csv", rows)
+    env = cli_env(tmp_path, csv)
+    instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+    resources = resources_for(csv)
+    assert run_graph(resources, selection="*item_embeddings", instance=instance).success
+    store = ArtifactStore(tmp_path / "data" / "artifacts")
+    read = store.path("tokenizer").name
+    slow = {"stage1_epochs": 0, "stage2_epochs": 12, "patience": 100, "batch_size": 32}
+    training = dagster_materialize(
+        "sft_checkpoint", env, {"ops": {"sft_checkpoint": {"config": slow}}}
+    )
+    work = tmp_path / "data" / "work" / "sft_checkpoint"
+    deadline = time.monotonic() + 300
+    while not list(work.glob("*/stage2/checkpoint-*")):  # training: its inputs are pinned
+        assert training.poll() is None, training.stdout.read().decode()[-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    # two new inputs, each with one more item (a new catalog, a new tokenizer)
+    for extra in (61, 62):
+        rows = [*rows, [10_000 + extra, f"[{extra}, 1, 2]", "['x', 'y', 'z']"]]
+        write_rows(csv, rows)
+        assert run_graph(resources, selection="raw_csv+", instance=instance).success
+    assert store.path("tokenizer").name != read
+    assert read in store.pinned_versions("tokenizer")  # still being read, so still there
+    output = training.communicate(timeout=600)[0].decode()
+    assert training.returncode == 0, output[-3000:]
+    # the model was trained on, and saved with, the 60-item tokenizer it started from
+    artifacts = tmp_path / "data" / "artifacts"
+    checkpoint = json.loads((artifacts / "sft_checkpoint" / "config.json").read_text())
+    assert checkpoint["vocab_size"] == 60 + 4
+    assert load_vocab(artifacts / "tokenizer").n_items == 62
+    event = instance.get_latest_materialization_event(dg.AssetKey("sft_checkpoint"))
+    assert event.asset_materialization.metadata["reused"].value is False
+    assert store.pinned_versions("tokenizer") == set()

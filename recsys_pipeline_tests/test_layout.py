@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import re
 
+import dagster as dg
 import pytest
 
 from recsys_pipeline_tests.conftest import REPO
@@ -54,12 +55,21 @@ def test_only_assets_resources_and_the_root_import_dagster():
 def test_every_asset_key_is_built_in_the_module_of_its_name():
     from recsys_pipeline.definitions import defs
 
+    # the observed sources are declared beside their one reader
+    beside = {
+        "wiki_summaries": "wiki_enrichment",
+        "input_file": "raw_csv",
+        "steam_file": "steam_enrichment",
+    }
     for assets_def in defs.assets:
-        for key in assets_def.keys:
-            module = assets_def.op.compute_fn.decorated_fn.__module__
-            name = key.to_user_string()
-            expected = "wiki_enrichment" if name == "wiki_summaries" else name
-            assert module == f"recsys_pipeline.assets.{expected}", (name, module)
+        name = assets_def.key.to_user_string()
+        function = (
+            assets_def.op.compute_fn.decorated_fn
+            if isinstance(assets_def, dg.AssetsDefinition)
+            else assets_def.observe_fn
+        )
+        expected = beside.get(name, name)
+        assert function.__module__ == f"recsys_pipeline.assets.{expected}", name
 
 
 def test_the_readme_layout_lists_every_module_once():

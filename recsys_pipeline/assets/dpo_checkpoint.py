@@ -1,7 +1,10 @@
 """dpo_checkpoint: preference tuning of the SFT model, and the choice of the model that is served
 (best on the validation targets, unless configured)."""
 
+import contextlib
 import shutil
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Literal
 
 import dagster as dg
@@ -10,9 +13,17 @@ from pydantic import Field
 from recsys_pipeline.assets.config import config_from_settings
 from recsys_pipeline.assets.failures import failing_clearly, load_model
 from recsys_pipeline.assets.launch import train_into, work_dir_for
-from recsys_pipeline.assets.metadata import markdown_table
+from recsys_pipeline.assets.metadata import table
 from recsys_pipeline.assets.sft_checkpoint import PROCESSES
+from recsys_pipeline.assets.versions import (
+    Inputs,
+    data_version,
+    published,
+    reading,
+    unchanged,
+)
 from recsys_pipeline.compute import training_step
+from recsys_pipeline.data.artifacts import ArtifactError
 from recsys_pipeline.resources import RecsysStorage
 from recsys_pipeline.settings import Settings
 from recsys_pipeline.training.settings import DPOSettings
@@ -34,6 +45,7 @@ def definitions(settings: Settings) -> dg.Definitions:
         group_name="preference",
         kinds={"pytorch", "huggingface"},
         deps=["sft_checkpoint", "dpo_pairs", "sequences", "tokenizer"],
+        code_version="1",
         **training_step(settings),
     )
     def dpo_checkpoint(
@@ -44,7 +56,14 @@ def definitions(settings: Settings) -> dg.Definitions:
         follow."""
         with failing_clearly(ValueError):
             dpo = config.settings()
-        return train_dpo_checkpoint(context, dpo, config, storage)
+        keys = ("sft_checkpoint", "dpo_pairs", "sequences", "tokenizer")
+        with reading(context, storage, *keys) as inputs:
+            version = data_version(
+                context, inputs, {**dpo.model_dump(), "serve_model": config.serve_model}
+            )
+            if (same := unchanged(context, storage, version)) is not None:
+                return same
+            return train_dpo_checkpoint(context, dpo, config, storage, inputs, version)
 
     return dg.Definitions(assets=[dpo_checkpoint], asset_checks=[dpo_improves_on_sft])
 
@@ -54,26 +73,26 @@ def train_dpo_checkpoint(
     settings: DPOSettings,
     config: DPOConfig,
     storage: RecsysStorage,
+    inputs: Inputs,
+    version: dg.DataVersion,
 ) -> dg.MaterializeResult:
     from recsys_pipeline.data.vocab import load_vocab
     from recsys_pipeline.training.dpo import DPOReport, reward_summary, run_request, write_serving
     from recsys_pipeline.training.pairs import PairsFileError, read_pairs
 
-    artifacts = storage.artifacts()
-    keys = ("sft_checkpoint", "dpo_pairs", "sequences", "tokenizer")
-    inputs = {key: artifacts.path(key) for key in keys}
     vocab = load_vocab(inputs["tokenizer"])
     with failing_clearly(PairsFileError):
         pairs = read_pairs(inputs["dpo_pairs"], vocab)  # a bad pairs file fails before any work
     load_model(inputs["sft_checkpoint"])  # so does a broken SFT checkpoint
-    work_dir = work_dir_for(storage, "dpo_checkpoint", settings, list(inputs.values()))
-    with artifacts.writing("dpo_checkpoint") as folder:
+    work_dir = work_dir_for(storage, "dpo_checkpoint", settings, list(inputs.paths.values()))
+    store = storage.artifacts()
+    with store.writing("dpo_checkpoint") as folder:
         report = DPOReport.from_dict(
             train_into(
                 context,
                 folder,
                 "recsys_pipeline.training.dpo",
-                inputs,
+                inputs.paths,
                 settings,
                 work_dir,
                 config.num_processes,
@@ -81,21 +100,27 @@ def train_dpo_checkpoint(
             )
         )
         (folder / "dpo_report.json").write_text(report.to_json())
-        serving = write_serving(folder, config.serve_model, report)
+        serving = write_serving(
+            folder, config.serve_model, report, sft_version=inputs["sft_checkpoint"].name
+        )
     shutil.rmtree(work_dir, ignore_errors=True)
     served = serving["served"]
     context.log.info(f"serving {served} ({config.serve_model}): {serving['valid_ndcg@10']}")
     rows = [
         (name, m["hr@10"], m["ndcg@10"], m["mrr@10"])
-        for name, m in (("SFT (before)", report.valid_before), ("DPO (after)", report.valid_after))
+        for name, m in (("sft", report.valid_before), ("dpo", report.valid_after))
     ]
-    return dg.MaterializeResult(
-        metadata={
+    columns = {"model": "str", "hr@10": "float", "ndcg@10": "float", "mrr@10": "float"}
+    return published(
+        context,
+        store,
+        version,
+        {
             "served": served,
             "serve_model": config.serve_model,
-            "validation": markdown_table(["model", "HR@10", "NDCG@10", "MRR@10"], rows),
-            "valid_before/ndcg@10": report.valid_before["ndcg@10"],
-            "valid_after/ndcg@10": report.valid_after["ndcg@10"],
+            "validation": table(columns, rows),
+            **{f"valid_before/{k}": v for k, v in report.valid_before.items()},
+            **{f"valid_after/{k}": v for k, v in report.valid_after.items()},
             "pairs": len(pairs),
             "steps": report.steps,
             "train_seconds": report.train_seconds,
@@ -103,16 +128,19 @@ def train_dpo_checkpoint(
             "loss_type": ",".join(settings.loss_type),
             **reward_summary(report.history),
             "resumed_from": report.resumed_from or "",
-        }
+        },
     )
 
 
 @dg.asset_check(asset="dpo_checkpoint", blocking=False)
-def dpo_improves_on_sft(storage: RecsysStorage) -> dg.AssetCheckResult:
+def dpo_improves_on_sft(
+    context: dg.AssetCheckExecutionContext, storage: RecsysStorage
+) -> dg.AssetCheckResult:
     """Warns when DPO lowered validation NDCG@10; the pipeline goes on (best serves SFT)."""
     from recsys_pipeline.training.dpo import read_serving
 
-    serving = read_serving(storage.artifacts().path("dpo_checkpoint"))
+    with reading(context, storage, "dpo_checkpoint") as inputs:
+        serving = read_serving(inputs["dpo_checkpoint"])
     scores = serving["valid_ndcg@10"]
     return dg.AssetCheckResult(
         passed=scores["dpo"] > scores["sft"],
@@ -125,10 +153,18 @@ def dpo_improves_on_sft(storage: RecsysStorage) -> dg.AssetCheckResult:
     )
 
 
-def served_checkpoint(storage: RecsysStorage) -> tuple[str, object]:
-    """(name, folder) of the model serving.json chose."""
+@contextlib.contextmanager
+def served_model(storage: RecsysStorage, inputs: Inputs) -> Iterator[tuple[str, Path]]:
+    """(name, pinned folder) of the model serving.json chose: the DPO folder itself, or the SFT
+    version that DPO was compared against (``inputs`` must hold dpo_checkpoint)."""
     from recsys_pipeline.training.dpo import read_serving
 
-    artifacts = storage.artifacts()
-    name = read_serving(artifacts.path("dpo_checkpoint"))["served"]
-    return name, artifacts.path(f"{name}_checkpoint")
+    serving = read_serving(inputs["dpo_checkpoint"])
+    if serving["served"] == "dpo":
+        yield "dpo", inputs["dpo_checkpoint"]
+        return
+    with contextlib.ExitStack() as stack:
+        with failing_clearly(ArtifactError, hint=": re-materialize dpo_checkpoint"):
+            sft = storage.artifacts().pinned("sft_checkpoint", serving["sft_version"])
+            folder = stack.enter_context(sft)
+        yield "sft", folder

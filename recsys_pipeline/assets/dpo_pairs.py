@@ -7,6 +7,8 @@ import numpy as np
 from recsys_pipeline.assets.config import config_from_settings
 from recsys_pipeline.assets.failures import failing_clearly, load_model
 from recsys_pipeline.assets.metadata import markdown_table
+from recsys_pipeline.assets.versions import data_version, published, reading
+from recsys_pipeline.automation import FOLLOW_SFT
 from recsys_pipeline.resources import RecsysStorage
 from recsys_pipeline.settings import Settings
 from recsys_pipeline.training.negatives import EASY, HARD, RANDOM, MiningSettings
@@ -22,6 +24,8 @@ DPOPairsConfig = config_from_settings(
     group_name="preference",
     kinds={"parquet", "faiss"},
     deps=["sft_checkpoint", "sequences", "tokenizer"],
+    code_version="1",
+    automation_condition=FOLLOW_SFT,
 )
 def dpo_pairs(
     context: dg.AssetExecutionContext, config: DPOPairsConfig, storage: RecsysStorage
@@ -35,18 +39,18 @@ def dpo_pairs(
 
     with failing_clearly(ValueError):
         mining = config.settings()
-    artifacts = storage.artifacts()
-    vocab = load_vocab(artifacts.path("tokenizer"))
-    split = read_split(artifacts.path("sequences"))
-    model = load_model(artifacts.path("sft_checkpoint"))
+    store = storage.artifacts()
+    with reading(context, storage, "sft_checkpoint", "sequences", "tokenizer") as inputs:
+        vocab = load_vocab(inputs["tokenizer"])
+        titles = load_titles(inputs["tokenizer"])
+        split = read_split(inputs["sequences"])
+        model = load_model(inputs["sft_checkpoint"])
     vectors = item_output_vectors(model, vocab).numpy()
     pairs = build_pairs(split, vocab, vectors, model.config.max_history_length, mining)
-    with artifacts.writing("dpo_pairs") as folder:
+    with store.writing("dpo_pairs") as folder:
         write_pairs(pairs, folder)
 
-    title_of = dict(
-        zip(vocab.item_ids.tolist(), load_titles(artifacts.path("tokenizer")), strict=True)
-    )
+    title_of = dict(zip(vocab.item_ids.tolist(), titles, strict=True))
     examples = [
         (
             " → ".join(title_of[i] for i in pairs.prompts[r].tolist()[-3:]),
@@ -60,26 +64,31 @@ def dpo_pairs(
         for kind in (HARD, EASY, RANDOM)
     }
     context.log.info(f"{len(pairs)} pairs; negative kinds {shares}")
-    return dg.MaterializeResult(
-        metadata={
+    return published(
+        context,
+        store,
+        data_version(context, inputs, mining.model_dump()),
+        {
             "dagster/row_count": len(pairs),
             "pairs": len(pairs),
             "users": len(np.unique(pairs.user_ids)),
             **{f"{kind}_share": share for kind, share in shares.items()},
             "examples": markdown_table(["prompt (last 3)", "chosen", "rejected"], examples),
-        }
+        },
     )
 
 
 @dg.asset_check(asset=dpo_pairs, blocking=True, additional_deps=["tokenizer"])
-def pairs_are_valid(storage: RecsysStorage) -> dg.AssetCheckResult:
+def pairs_are_valid(
+    context: dg.AssetCheckExecutionContext, storage: RecsysStorage
+) -> dg.AssetCheckResult:
     """Rejected never equals chosen; every id is in the vocabulary (read_pairs validates)."""
     from recsys_pipeline.data.vocab import load_vocab
     from recsys_pipeline.training.pairs import PairsFileError, read_pairs
 
-    artifacts = storage.artifacts()
     try:
-        pairs = read_pairs(artifacts.path("dpo_pairs"), load_vocab(artifacts.path("tokenizer")))
+        with reading(context, storage, "dpo_pairs", "tokenizer") as inputs:
+            pairs = read_pairs(inputs["dpo_pairs"], load_vocab(inputs["tokenizer"]))
     except PairsFileError as exc:
         return dg.AssetCheckResult(passed=False, metadata={"error": str(exc)})
     return dg.AssetCheckResult(passed=True, metadata={"pairs": len(pairs)})

@@ -4,8 +4,10 @@ import dagster as dg
 import numpy as np
 
 from recsys_pipeline.assets.config import config_from_settings
-from recsys_pipeline.assets.dpo_checkpoint import served_checkpoint
+from recsys_pipeline.assets.dpo_checkpoint import served_model
 from recsys_pipeline.assets.failures import load_model
+from recsys_pipeline.assets.versions import data_version, published, reading
+from recsys_pipeline.automation import FOLLOW_SERVED_MODEL
 from recsys_pipeline.ranking.retrieval import IndexSettings
 from recsys_pipeline.resources import RecsysStorage
 from recsys_pipeline.settings import Settings
@@ -15,7 +17,14 @@ FaissIndexConfig = config_from_settings(
 )
 
 
-@dg.asset(group_name="serving", kinds={"faiss"}, deps=["dpo_checkpoint", "tokenizer", "sequences"])
+@dg.asset(
+    group_name="serving",
+    kinds={"faiss"},
+    # the served model is the DPO one or the SFT one it was compared with
+    deps=["dpo_checkpoint", "sft_checkpoint", "tokenizer", "sequences"],
+    code_version="1",
+    automation_condition=FOLLOW_SERVED_MODEL,
+)
 def faiss_index(
     context: dg.AssetExecutionContext, config: FaissIndexConfig, storage: RecsysStorage
 ) -> dg.MaterializeResult:
@@ -26,22 +35,28 @@ def faiss_index(
     from recsys_pipeline.ranking.retrieval import build_item_index, write_index
 
     settings = config.settings()
-    artifacts = storage.artifacts()
-    vocab = load_vocab(artifacts.path("tokenizer"))
-    served, folder = served_checkpoint(storage)
-    histories = read_split(artifacts.path("sequences")).full
+    store = storage.artifacts()
+    with (
+        reading(context, storage, "dpo_checkpoint", "tokenizer", "sequences") as inputs,
+        served_model(storage, inputs) as (served, folder),
+    ):
+        vocab = load_vocab(inputs["tokenizer"])
+        histories = read_split(inputs["sequences"]).full
+        model = load_model(folder)
+        model_version = folder.name
     rng = np.random.default_rng(0)
     sample = np.sort(
         rng.choice(len(histories), min(settings.recall_sample, len(histories)), replace=False)
     )
-    index, info = build_item_index(load_model(folder), vocab, histories.take(sample), settings)
-    info["model"] = served
-    with artifacts.writing("faiss_index") as out:
+    index, info = build_item_index(model, vocab, histories.take(sample), settings)
+    info.update(model=served, model_version=model_version)
+    with store.writing("faiss_index") as out:
         write_index(index, out, info)
     context.log.info(
         f"{info['kind']} index over {vocab.n_items} items, recall@10 vs exact {info['recall@10']:.4f}"
     )
-    return dg.MaterializeResult(metadata={**info, "recall_sample_users": len(sample)})
+    version = data_version(context, inputs, settings.model_dump())
+    return published(context, store, version, {**info, "recall_sample_users": len(sample)})
 
 
 def definitions(_settings: Settings) -> dg.Definitions:

@@ -5,6 +5,7 @@ import numpy as np
 
 from recsys_pipeline.assets.config import config_from_settings
 from recsys_pipeline.assets.metadata import image
+from recsys_pipeline.assets.versions import data_version, published, reading, unchanged
 from recsys_pipeline.compute import training_step
 from recsys_pipeline.enrichment.text_vectors import EmbeddingSettings
 from recsys_pipeline.resources import RecsysStorage
@@ -24,6 +25,7 @@ def definitions(settings: Settings) -> dg.Definitions:
         group_name="model",
         kinds={"numpy", "parquet"},
         deps=["tokenizer", "sequences", "item_profiles"],
+        code_version="1",
         **training_step(settings),
     )
     def item_embeddings(
@@ -53,12 +55,16 @@ def embed_items(
     )
     from recsys_pipeline.models.precision import default_device
 
-    artifacts = storage.artifacts()
-    vocab = load_vocab(artifacts.path("tokenizer"))
-    texts = load_titles(artifacts.path("tokenizer"))
-    if settings.text == "profile":
-        texts = profile_texts(texts, read_profiles(artifacts.path("item_profiles")))
-    split = read_split(artifacts.path("sequences"))
+    store = storage.artifacts()
+    with reading(context, storage, "tokenizer", "sequences", "item_profiles") as inputs:
+        version = data_version(context, inputs, settings.model_dump())
+        if (same := unchanged(context, storage, version)) is not None:
+            return same
+        vocab = load_vocab(inputs["tokenizer"])
+        texts = load_titles(inputs["tokenizer"])
+        if settings.text == "profile":
+            texts = profile_texts(texts, read_profiles(inputs["item_profiles"]))
+        split = read_split(inputs["sequences"])
     device = default_device()
     context.log.info(f"encoding {len(texts)} item texts with {settings.model} on {device}")
     built = build_item_vectors(texts, split.train, vocab, settings, device)
@@ -68,13 +74,16 @@ def embed_items(
     plot = scatter_png(
         built.vectors[sample, :2], built.source[sample], "Item vectors, first two components"
     )
-    with artifacts.writing("item_embeddings") as folder:
+    with store.writing("item_embeddings") as folder:
         write_vectors(folder, built.vectors, vocab, built.source)
         (folder / "projection.png").write_bytes(plot)
 
     counts = {s: int((built.source == s).sum()) for s in (SOURCE_TEXT, SOURCE_NEIGHBOURS)}
-    return dg.MaterializeResult(
-        metadata={
+    return published(
+        context,
+        store,
+        version,
+        {
             "items": vocab.n_items,
             "model": settings.model,
             "text": settings.text,
@@ -85,5 +94,5 @@ def embed_items(
             "filled_from_neighbours": counts[SOURCE_NEIGHBOURS],
             "random": int((built.source == SOURCE_RANDOM).sum()),
             "projection": image(plot, "2-D projection of a sample of item vectors"),
-        }
+        },
     )

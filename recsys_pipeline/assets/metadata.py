@@ -24,3 +24,12 @@ def _cell(value: object) -> str:
 
 def schema(**columns: str) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in columns.items()])
+
+
+def table(columns: dict[str, str], rows: Sequence[Sequence[object]]) -> dg.MetadataValue:
+    """A table the UI renders and sorts, with its schema (column name -> type)."""
+    names = list(columns)
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord(dict(zip(names, row, strict=True))) for row in rows],
+        schema=schema(**columns),
+    )

@@ -1,4 +1,5 @@
-"""raw_csv: the input CSV parsed and validated into a typed table."""
+"""raw_csv: the input CSV parsed and validated into a typed table; input_file: the CSV itself, an
+observed source whose data version is the sha256 of its bytes."""
 
 from collections import Counter
 
@@ -8,6 +9,8 @@ from pydantic import Field
 from recsys_pipeline.assets.failures import failing_clearly
 from recsys_pipeline.assets.metadata import image, markdown_table, schema
 from recsys_pipeline.assets.plots import histogram_png
+from recsys_pipeline.assets.versions import published
+from recsys_pipeline.automation import OBSERVE, ON_UPSTREAM_CHANGE
 from recsys_pipeline.data.download import sha256_of
 from recsys_pipeline.data.input_csv import InputFileError, parse_sequences_csv, write_parsed
 from recsys_pipeline.data.input_location import InputUnavailableError
@@ -23,7 +26,31 @@ class RawCsvConfig(dg.Config):
     )
 
 
-@dg.asset(group_name="data", kinds={"csv", "parquet"})
+ABSENT = "absent"
+
+
+@dg.observable_source_asset(group_name="data", automation_condition=OBSERVE)
+def input_file(input_source: InputSource, storage: RecsysStorage) -> dg.ObserveResult:
+    """The input file raw_csv reads: its data version is the sha256 of its bytes, so touching it
+    changes nothing, while new bytes, even a return to earlier ones, start raw_csv+."""
+    path = input_source.input_path(storage.raw_dir)
+    if not path.is_file():
+        return dg.ObserveResult(
+            data_version=dg.DataVersion(ABSENT), metadata={"path": str(path), "present": False}
+        )
+    return dg.ObserveResult(
+        data_version=dg.DataVersion(sha256_of(path)),
+        metadata={"path": str(path), "present": True, "bytes": path.stat().st_size},
+    )
+
+
+@dg.asset(
+    group_name="data",
+    kinds={"csv", "parquet"},
+    deps=[input_file],
+    code_version="1",
+    automation_condition=ON_UPSTREAM_CHANGE,
+)
 def raw_csv(
     context: dg.AssetExecutionContext,
     config: RawCsvConfig,
@@ -43,17 +70,17 @@ def raw_csv(
 
     lengths = parsed.histories.lengths
     plot = histogram_png(lengths, "History length per user", "items")
-    with storage.artifacts().writing("raw_csv") as folder:
+    store = storage.artifacts()
+    with store.writing("raw_csv") as folder:
         write_parsed(parsed, folder)
         (folder / "length_histogram.png").write_bytes(plot)
 
-    by_field = Counter(q.field for q in parsed.quarantined)
     metadata: dict[str, object] = {
         "dagster/row_count": len(parsed.histories),
         "dagster/column_schema": schema(user_id="int64", item_ids="list<int64>"),
         "source": source.origin,
         "source_path": dg.MetadataValue.path(str(source.path)),
-        "source_sha256": sha256_of(source.path),
+        "source_sha256": parsed.sha256,
         "rows_read": parsed.rows_read,
         "users": len(parsed.histories),
         "items": len(parsed.titles),
@@ -62,13 +89,16 @@ def raw_csv(
         "max_length": int(lengths.max()),
         "length_histogram": image(plot, "history length histogram"),
         "quarantined_rows": len(parsed.quarantined),
-        "quarantined_by_field": dict(by_field),
+        **{
+            f"quarantined/{name}": count
+            for name, count in Counter(q.field for q in parsed.quarantined).items()
+        },
         "quarantine": markdown_table(
             ["line", "field", "reason"],
             [(q.line, q.field, q.reason) for q in parsed.quarantined[:QUARANTINE_SHOWN]],
         ),
         "items_with_conflicting_titles": parsed.title_conflicts,
-        "ignored_columns": parsed.ignored_columns,
+        "ignored_columns": ", ".join(parsed.ignored_columns),
     }
     for fetched in source.downloads:
         metadata[f"download_{fetched.path.name}_sha256"] = fetched.sha256
@@ -76,8 +106,9 @@ def raw_csv(
     if source.build is not None:
         metadata["duplicate_reviews_dropped"] = source.build.duplicate_reviews
         metadata["items_without_title"] = source.build.items_without_title
-    return dg.MaterializeResult(metadata=metadata)
+    # the fixed contract: raw_csv's data version is the sha256 of the bytes it read
+    return published(context, store, dg.DataVersion(parsed.sha256), metadata)
 
 
 def definitions(_settings: Settings) -> dg.Definitions:
-    return dg.Definitions(assets=[raw_csv])
+    return dg.Definitions(assets=[input_file, raw_csv])

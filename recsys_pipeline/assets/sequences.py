@@ -4,21 +4,33 @@ import dagster as dg
 import numpy as np
 
 from recsys_pipeline.assets.metadata import schema
+from recsys_pipeline.assets.versions import data_version, published, reading
+from recsys_pipeline.automation import ON_UPSTREAM_CHANGE
 from recsys_pipeline.data.input_csv import read_histories
 from recsys_pipeline.data.split import MIN_SPLIT_LENGTH, Split, read_split, write_split
 from recsys_pipeline.resources import RecsysStorage
 from recsys_pipeline.settings import Settings
 
 
-@dg.asset(group_name="data", kinds={"parquet"}, deps=["raw_csv"])
-def sequences(storage: RecsysStorage) -> dg.MaterializeResult:
+@dg.asset(
+    group_name="data",
+    kinds={"parquet"},
+    deps=["raw_csv"],
+    code_version="1",
+    automation_condition=ON_UPSTREAM_CHANGE,
+)
+def sequences(context: dg.AssetExecutionContext, storage: RecsysStorage) -> dg.MaterializeResult:
     """Leave-one-out split per user: train part, validation target, test target."""
-    artifacts = storage.artifacts()
-    split = Split(full=read_histories(artifacts.path("raw_csv")))
-    with artifacts.writing("sequences") as folder:
-        write_split(split, folder)
-    return dg.MaterializeResult(
-        metadata={
+    store = storage.artifacts()
+    with reading(context, storage, "raw_csv") as inputs:
+        split = Split(full=read_histories(inputs["raw_csv"]))
+        with store.writing("sequences") as folder:
+            write_split(split, folder)
+    return published(
+        context,
+        store,
+        data_version(context, inputs, {}),
+        {
             "dagster/row_count": len(split.full),
             "dagster/column_schema": schema(
                 user_id="int64",
@@ -34,17 +46,19 @@ def sequences(storage: RecsysStorage) -> dg.MaterializeResult:
             "valid_targets": int((split.valid_target >= 0).sum()),
             "test_targets": int((split.test_target >= 0).sum()),
             "longest_history": int(split.full.lengths.max()),
-        }
+        },
     )
 
 
 @dg.asset_check(asset=sequences, blocking=True, additional_deps=["raw_csv"])
-def targets_not_in_training_part(storage: RecsysStorage) -> dg.AssetCheckResult:
+def targets_not_in_training_part(
+    context: dg.AssetCheckExecutionContext, storage: RecsysStorage
+) -> dg.AssetCheckResult:
     """No validation or test target sits in its user's training part, unless the raw input shows
     the user really bought that item more than once."""
-    artifacts = storage.artifacts()
-    raw = read_histories(artifacts.path("raw_csv"))
-    split = read_split(artifacts.path("sequences"))
+    with reading(context, storage, "raw_csv", "sequences") as inputs:
+        raw = read_histories(inputs["raw_csv"])
+        split = read_split(inputs["sequences"])
     leaks, repeats = 0, 0
     for row in np.flatnonzero(split.splittable):
         history = set(split.train[row].tolist())
@@ -61,11 +75,13 @@ def targets_not_in_training_part(storage: RecsysStorage) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(asset=sequences, blocking=True, additional_deps=["raw_csv"])
-def split_counts_add_up(storage: RecsysStorage) -> dg.AssetCheckResult:
+def split_counts_add_up(
+    context: dg.AssetCheckExecutionContext, storage: RecsysStorage
+) -> dg.AssetCheckResult:
     """train + valid + test interactions equal the input's, and every user is kept."""
-    artifacts = storage.artifacts()
-    raw = read_histories(artifacts.path("raw_csv"))
-    split = read_split(artifacts.path("sequences"))
+    with reading(context, storage, "raw_csv", "sequences") as inputs:
+        raw = read_histories(inputs["raw_csv"])
+        split = read_split(inputs["sequences"])
     parts = (
         int(split.train.lengths.sum())
         + int((split.valid_target >= 0).sum())

@@ -8,12 +8,21 @@ from pydantic import Field
 from recsys_pipeline.assets.config import config_from_settings
 from recsys_pipeline.assets.failures import failing_clearly
 from recsys_pipeline.assets.launch import train_into, work_dir_for
-from recsys_pipeline.assets.metadata import image, markdown_table
+from recsys_pipeline.assets.metadata import image, table
+from recsys_pipeline.assets.versions import Inputs, data_version, published, reading, unchanged
 from recsys_pipeline.compute import training_step
 from recsys_pipeline.resources import RecsysStorage
 from recsys_pipeline.settings import Settings
 from recsys_pipeline.training.settings import SFTSettings
 
+EPOCH_COLUMNS = {
+    "stage": "int",
+    "epoch": "int",
+    "train_loss": "float",
+    "valid_hr@10": "float",
+    "valid_ndcg@10": "float",
+    "valid_mrr@10": "float",
+}
 PROCESSES = (
     int,
     Field(1, ge=1, description="> 1: torchrun data-parallel processes (GPUs, or gloo on CPU)"),
@@ -32,6 +41,7 @@ def definitions(settings: Settings) -> dg.Definitions:
         group_name="model",
         kinds={"pytorch", "huggingface"},
         deps=["sequences", "tokenizer", "item_embeddings"],
+        code_version="1",
         **training_step(settings),
     )
     def sft_checkpoint(
@@ -50,13 +60,27 @@ def definitions(settings: Settings) -> dg.Definitions:
 def train_sft_checkpoint(
     context: dg.AssetExecutionContext, settings: SFTSettings, processes: int, storage: RecsysStorage
 ) -> dg.MaterializeResult:
+    with reading(context, storage, "sequences", "tokenizer", "item_embeddings") as inputs:
+        # the processes only change how the same training is spread, not what it computes
+        version = data_version(context, inputs, settings.model_dump())
+        if (same := unchanged(context, storage, version)) is not None:
+            return same
+        return train(context, settings, processes, storage, inputs, version)
+
+
+def train(
+    context: dg.AssetExecutionContext,
+    settings: SFTSettings,
+    processes: int,
+    storage: RecsysStorage,
+    inputs: Inputs,
+    version: dg.DataVersion,
+) -> dg.MaterializeResult:
     from recsys_pipeline.assets.plots import curves_png
     from recsys_pipeline.data.vocab import load_vocab
     from recsys_pipeline.enrichment.text_vectors import read_vectors
     from recsys_pipeline.training.sft import SFTReport, run_request
 
-    artifacts = storage.artifacts()
-    inputs = {key: artifacts.path(key) for key in ("sequences", "tokenizer", "item_embeddings")}
     vocab = load_vocab(inputs["tokenizer"])
     with failing_clearly(ValueError):
         settings.sasrec_config(vocab)  # a bad size fails here, before any work
@@ -69,14 +93,15 @@ def train_sft_checkpoint(
             f"{settings.hidden_size}: set item_embeddings.dimensions to match and re-materialize it",
             allow_retries=False,
         )
-    work_dir = work_dir_for(storage, "sft_checkpoint", settings, list(inputs.values()))
-    with artifacts.writing("sft_checkpoint") as folder:
+    work_dir = work_dir_for(storage, "sft_checkpoint", settings, list(inputs.paths.values()))
+    store = storage.artifacts()
+    with store.writing("sft_checkpoint") as folder:
         report = SFTReport.from_dict(
             train_into(
                 context,
                 folder,
                 "recsys_pipeline.training.sft",
-                inputs,
+                inputs.paths,
                 settings,
                 work_dir,
                 processes,
@@ -94,7 +119,7 @@ def train_sft_checkpoint(
         )
         (folder / "curves.png").write_bytes(plot)
     shutil.rmtree(work_dir, ignore_errors=True)
-    return dg.MaterializeResult(metadata=training_metadata(report, plot, settings))
+    return published(context, store, version, training_metadata(report, plot, settings))
 
 
 def training_metadata(report: object, plot: bytes, settings: SFTSettings) -> dict:
@@ -115,9 +140,7 @@ def training_metadata(report: object, plot: bytes, settings: SFTSettings) -> dic
         "max_history_length": settings.max_history_length,
         "parameters": report.parameters,
         "device": report.device,
-        "epochs": markdown_table(
-            ["stage", "epoch", "train loss", "HR@10", "NDCG@10", "MRR@10"], rows
-        ),
+        "epochs": table(EPOCH_COLUMNS, rows),
         "curves": image(plot, "training loss and validation NDCG@10 per epoch"),
         "valid/hr@10": report.best_metrics["hr@10"],
         "valid/ndcg@10": report.best_metrics["ndcg@10"],

@@ -5,11 +5,19 @@ from collections import Counter
 
 import dagster as dg
 
+from recsys_pipeline.assets.versions import data_version, published, reading
+from recsys_pipeline.automation import ON_UPSTREAM_CHANGE
 from recsys_pipeline.resources import LLMService, RecsysStorage, WikipediaAPI
 from recsys_pipeline.settings import Settings
 
 
-@dg.asset(group_name="enrichment", kinds={"parquet"}, deps=["tokenizer"])
+@dg.asset(
+    group_name="enrichment",
+    kinds={"parquet"},
+    deps=["tokenizer"],
+    code_version="1",
+    automation_condition=ON_UPSTREAM_CHANGE,
+)
 def wiki_summaries(
     context: dg.AssetExecutionContext, storage: RecsysStorage, wikipedia: WikipediaAPI
 ) -> dg.MaterializeResult:
@@ -20,29 +28,34 @@ def wiki_summaries(
     from recsys_pipeline.enrichment.titles import strip_platform
     from recsys_pipeline.enrichment.wikipedia import write_summaries
 
-    artifacts = storage.artifacts()
-    catalog = artifacts.path("tokenizer")
-    titles = load_titles(catalog)
+    store = storage.artifacts()
+    with reading(context, storage, "tokenizer") as inputs:
+        titles = load_titles(inputs["tokenizer"])
+        item_ids = load_vocab(inputs["tokenizer"]).item_ids
     queries = [strip_platform(t) for t in titles]
     cache = JsonCache(storage.root / "cache" / "wikipedia.sqlite")
     client = wikipedia.client(cache)
     if wikipedia.offline:
         context.log.info("RECSYS_OFFLINE=1: Wikipedia summaries come from the cache only")
     summaries = client.summaries(queries)
-    with artifacts.writing("wiki_summaries") as folder:
-        table = write_summaries(
-            folder, load_vocab(catalog).item_ids, queries, [summaries.get(q) for q in queries]
-        )
+    with store.writing("wiki_summaries") as folder:
+        table = write_summaries(folder, item_ids, queries, [summaries.get(q) for q in queries])
     cached = len(cache)
     cache.close()
-    return dg.MaterializeResult(
-        metadata={
+    status = Counter(table.column("status").to_pylist())
+    # What Wikipedia answered is an input too (a cached answer is the same input again).
+    version = data_version(context, inputs, {"answers": table.column("extract").to_pylist()})
+    return published(
+        context,
+        store,
+        version,
+        {
             "items": len(titles),
-            "status": dict(Counter(table.column("status").to_pylist())),
+            **{f"status/{name}": count for name, count in sorted(status.items())},
             "requests": client.requests_made,
             "cached_titles": cached,
             "api_url": wikipedia.api_url,
-        }
+        },
     )
 
 
@@ -50,6 +63,8 @@ def wiki_summaries(
     group_name="enrichment",
     kinds={"parquet", "openai"},
     deps=["wiki_summaries", "steam_enrichment", "tokenizer"],
+    code_version="1",
+    automation_condition=ON_UPSTREAM_CHANGE,
 )
 def wiki_enrichment(
     context: dg.AssetExecutionContext, storage: RecsysStorage, llm: LLMService
@@ -62,22 +77,27 @@ def wiki_enrichment(
     from recsys_pipeline.enrichment.steam import read_steam_facts
     from recsys_pipeline.enrichment.wikipedia import read_extracts
 
-    artifacts = storage.artifacts()
-    catalog = artifacts.path("tokenizer")
-    titles = load_titles(catalog)
-    summaries = read_extracts(artifacts.path("wiki_summaries"))
-    steam = read_steam_facts(artifacts.path("steam_enrichment"))
+    store = storage.artifacts()
+    with reading(context, storage, "tokenizer", "wiki_summaries", "steam_enrichment") as inputs:
+        titles = load_titles(inputs["tokenizer"])
+        item_ids = load_vocab(inputs["tokenizer"]).item_ids
+        summaries = read_extracts(inputs["wiki_summaries"])
+        steam = read_steam_facts(inputs["steam_enrichment"])
     cache = JsonCache(storage.root / "cache" / "llm.sqlite")
     extractor = llm.extractor(cache, log_line=context.log.warning)
     results = extractor.extract(list(zip(titles, summaries, steam, strict=True)))
     cache.close()
-    with artifacts.writing("wiki_enrichment") as folder:
-        write_facts(folder, load_vocab(catalog).item_ids, results)
+    with store.writing("wiki_enrichment") as folder:
+        write_facts(folder, item_ids, results)
     stats = extractor.stats
-    return dg.MaterializeResult(
-        metadata={
+    facts = [[f.model_dump(), status] for f, status in results]
+    return published(
+        context,
+        store,
+        data_version(context, inputs, {"llm_model": llm.model, "facts": facts}),
+        {
             "items": len(results),
-            "status": dict(stats.status),
+            **{f"status/{name}": count for name, count in sorted(stats.status.items())},
             "llm_model": llm.model,
             "llm_requests": stats.requests,
             "cache_hits": stats.cache_hits,
@@ -85,7 +105,7 @@ def wiki_enrichment(
             "completion_tokens": stats.completion_tokens,
             "estimated_cost_usd": extractor.estimated_cost_usd,
             "fallback": stats.fallback_reason or "",
-        }
+        },
     )
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import ast
 import csv
+import hashlib
 import html
+import io
 import json
 import re
 from array import array
@@ -69,6 +71,7 @@ class ParsedSequences:
     histories: Histories  # valid rows only
     titles: dict[int, str]  # one title per item id
     rows_read: int
+    sha256: str  # of the bytes parsed: the data version of raw_csv
     quarantined: list[QuarantinedRow] = field(default_factory=list)
     title_conflicts: int = 0  # items seen with more than one distinct title
     ignored_columns: list[str] = field(default_factory=list)
@@ -129,11 +132,35 @@ def _parse_titles(cell: str, n_items: int) -> list[str]:
     return [html.unescape(title).strip() for title in titles]
 
 
-def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
-    """(first line number, cells) of each record; header first."""
+class _Hashing(io.RawIOBase):
+    """A binary file that feeds every byte it reads into ``digest``."""
+
+    def __init__(self, raw: io.RawIOBase, digest: hashlib._Hash) -> None:
+        self.raw, self.digest = raw, digest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:
+        count = self.raw.readinto(buffer)
+        if count:
+            self.digest.update(memoryview(buffer)[:count])
+        return count
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+def _rows(path: Path, digest: hashlib._Hash) -> Iterator[tuple[int, list[str]]]:
+    """(first line number, cells) of each record; header first. ``digest`` sees the file's
+    bytes as they are read: at the end it is the digest of exactly what was parsed."""
     # utf-8-sig drops a BOM; surrogateescape lets one bad byte quarantine its row instead of
     # aborting the whole file; newline="" lets csv handle CRLF and quoted line breaks.
-    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
+    binary = io.BufferedReader(_Hashing(path.open("rb", buffering=0), digest), 1 << 20)
+    with io.TextIOWrapper(
+        binary, encoding="utf-8-sig", errors="surrogateescape", newline=""
+    ) as handle:
         reader = csv.reader(handle)
         line = 1
         while True:
@@ -171,7 +198,8 @@ def parse_sequences_csv(path: Path, max_quarantine_fraction: float = 0.1) -> Par
         raise InputFileError(path, "file not found")
     csv.field_size_limit(MAX_FIELD_BYTES)
 
-    rows = _rows(path)
+    digest = hashlib.sha256()
+    rows = _rows(path, digest)
     header = _read_header(path, rows)
     col = {name: header.index(name) for name in REQUIRED_COLUMNS}
     ignored = [name for name in header if name not in REQUIRED_COLUMNS]
@@ -241,6 +269,7 @@ def parse_sequences_csv(path: Path, max_quarantine_fraction: float = 0.1) -> Par
         ),
         titles=titles,
         rows_read=rows_read,
+        sha256=digest.hexdigest(),
         quarantined=quarantined,
         title_conflicts=sum(len(counts) > 1 for counts in title_counts.values()),
         ignored_columns=ignored,

@@ -216,13 +216,15 @@ def choose_served(rule: str, sft_ndcg: float, dpo_ndcg: float) -> str:
     return "dpo" if dpo_ndcg > sft_ndcg else "sft"
 
 
-def write_serving(folder: Path, rule: str, report: DPOReport) -> dict:
-    """serving.json: the served model and the validation NDCG@10 it was chosen by."""
+def write_serving(folder: Path, rule: str, report: DPOReport, sft_version: str) -> dict:
+    """serving.json: the served model, the validation NDCG@10 it was chosen by, and the version
+    of the SFT checkpoint it was compared with (what is served when SFT wins)."""
     scores = {"sft": report.valid_before["ndcg@10"], "dpo": report.valid_after["ndcg@10"]}
     serving = {
         "served": choose_served(rule, scores["sft"], scores["dpo"]),
         "rule": rule,
         "valid_ndcg@10": scores,
+        "sft_version": sft_version,
     }
     (folder / SERVING_FILE).write_text(json.dumps(serving, indent=2))
     return serving
