@@ -2,7 +2,6 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PORT ?= 3000
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export HF_HUB_OFFLINE ?= 1
 
@@ -18,7 +17,7 @@ ifeq ($(RECSYS_STEAM_CSV)$(wildcard $(DATA_DIR)/raw/steam.csv),)
 export RECSYS_STEAM_CSV := $(SHARED_STEAM)
 endif
 
-.PHONY: setup run test test-fast ui bench lint clean
+.PHONY: setup run test test-fast ui serve bench lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,7 +49,11 @@ test-fast: lint
 	$(BIN)/python -m pytest -m "not slow"
 
 ui: setup
-	$(BIN)/dagster dev -h 127.0.0.1 -p $(PORT)
+	$(BIN)/dagster dev -h 127.0.0.1 -p $(or $(PORT),3000)
+
+# The online API over the artifacts `make run` built (HOST=... PORT=... to change)
+serve: setup
+	HOST=$(or $(HOST),127.0.0.1) PORT=$(or $(PORT),8000) $(BIN)/python -m recsys_pipeline.serving
 
 bench: setup
 	$(BIN)/python bench/data_pipeline.py

@@ -37,13 +37,15 @@ def test_exact_faiss_top10_equals_the_full_softmax_top10():
     for bias in (-0.5, 3.0):  # a positive bias pulls the user's items up
         with torch.no_grad():
             model.seen_bias.fill_(bias)
-        served = recommend(model, index, histories, vocab, 10)
+        served, served_scores = recommend(model, index, histories, vocab, 10)
         scores = model_scorer(model, vocab)(histories).numpy()
         softmax = vocab.decode(top_k(scores, 10) + 1)
         # the same lists, except where two scores differ by float rounding between faiss and torch
         same_rows = (served == softmax).all(axis=1)
         assert same_rows.mean() > 0.95
-        served_scores = np.take_along_axis(scores, vocab.encode(served) - 1, axis=1)
+        assert np.allclose(
+            served_scores, np.take_along_axis(scores, vocab.encode(served) - 1, axis=1), atol=1e-5
+        )
         softmax_scores = np.take_along_axis(scores, vocab.encode(softmax) - 1, axis=1)
         assert np.allclose(served_scores, softmax_scores, atol=1e-5)
 
@@ -54,7 +56,7 @@ def test_excluding_history_excludes_the_whole_history_not_only_what_the_model_re
     histories = histories_for(30, seed=3)
     assert (histories.lengths > 4).sum() >= 10
     index = build_index(item_output_vectors(model, vocab).numpy(), "flat")
-    served = recommend(model, index, histories, vocab, 10, exclude_history=True)
+    served = recommend(model, index, histories, vocab, 10, exclude_history=True).items
     for row in range(len(histories)):
         assert not set(served[row].tolist()) & set(histories[row].tolist())
         assert len(set(served[row].tolist())) == 10

@@ -43,13 +43,18 @@ def faiss_index(
         vocab = load_vocab(inputs["tokenizer"])
         histories = read_split(inputs["sequences"]).full
         model = load_model(folder)
-        model_version = folder.name
+        # what the index was built from: the online service loads exactly these versions
+        read = {
+            "model_version": folder.name,
+            "tokenizer_version": inputs["tokenizer"].name,
+            "sequences_version": inputs["sequences"].name,
+        }
     rng = np.random.default_rng(0)
     sample = np.sort(
         rng.choice(len(histories), min(settings.recall_sample, len(histories)), replace=False)
     )
     index, info = build_item_index(model, vocab, histories.take(sample), settings)
-    info.update(model=served, model_version=model_version)
+    info.update(model=served, **read)
     with store.writing("faiss_index") as out:
         write_index(index, out, info)
     context.log.info(

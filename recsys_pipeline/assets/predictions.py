@@ -80,7 +80,7 @@ def predict(
         TOP_K,
         exclude_history=config.exclude_history,
         batch_size=config.batch_size,
-    )
+    ).items
     with store.writing("predictions") as out:
         write_top_k_csv(out / PREDICTIONS_FILE, histories.user_ids, top_items)
     seconds = time.perf_counter() - started

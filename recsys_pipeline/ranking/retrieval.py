@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -145,10 +145,10 @@ def top_k_with_history(
     own: np.ndarray,
     shift: float,
     k: int,
-) -> np.ndarray:
-    """(n_users, k) item columns, best first, ties to the smaller column: the index's top-k with
-    ``shift`` added to the score of each user's ``own`` columns ((n_users, width), -1 pads;
-    -inf excludes them)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """(n_users, k) item columns and their scores, best first, ties to the smaller column: the
+    index's top-k with ``shift`` added to the score of each user's ``own`` columns
+    ((n_users, width), -1 pads; -inf excludes them)."""
     n_items = len(item_vectors)
     scores, columns = search(index, queries, min(k + own.shape[1], n_items))
     own_scores = np.einsum("ud,ujd->uj", queries, item_vectors[np.maximum(own, 0)]) + shift
@@ -161,9 +161,15 @@ def top_k_with_history(
     tie_break = np.where(candidates < 0, np.iinfo(np.int64).max, candidates)
     order = np.lexsort((tie_break, -candidate_scores), axis=1)[:, :k]
     best = np.take_along_axis(candidates, order, axis=1)
-    if np.any(best < 0) or np.any(np.take_along_axis(candidate_scores, order, axis=1) == -np.inf):
+    best_scores = np.take_along_axis(candidate_scores, order, axis=1)
+    if np.any(best < 0) or np.any(best_scores == -np.inf):
         raise ValueError(f"fewer than {k} recommendable items for some users")
-    return best
+    return best, best_scores
+
+
+class Recommended(NamedTuple):
+    items: np.ndarray  # (n_users, k) item ids, best first
+    scores: np.ndarray  # (n_users, k) the model's logits (seen-item bias included)
 
 
 def recommend(
@@ -174,9 +180,9 @@ def recommend(
     k: int = TOP_K,
     exclude_history: bool = False,
     batch_size: int = 4096,
-) -> np.ndarray:
-    """(n_users, k) item ids, best first: the model's exact top-k after each user's history,
-    seen-item bias included, or with everything the user has excluded."""
+) -> Recommended:
+    """(n_users, k) item ids and scores, best first: the model's exact top-k after each user's
+    history, seen-item bias included, or with everything the user has excluded."""
     import torch
 
     from recsys_pipeline.ranking.scoring import (
@@ -188,7 +194,7 @@ def recommend(
 
     items = item_output_vectors(model, vocab).numpy()
     bias = seen_bias_of(model)
-    tops = []
+    tops, scores = [], []
     model.eval()
     for start in range(0, len(histories), batch_size):
         batch = histories.rows(start, start + batch_size)
@@ -202,6 +208,9 @@ def recommend(
             own, shift = seen_columns(model, ids, mask), bias
         else:
             own, shift = np.empty((len(batch), 0), dtype=np.int64), 0.0
-        tops.append(top_k_with_history(index, queries, items, own, shift, k))
-    columns = np.concatenate(tops) if tops else np.empty((0, k), dtype=np.int64)
-    return vocab.decode(columns + 1)
+        columns, best = top_k_with_history(index, queries, items, own, shift, k)
+        tops.append(columns)
+        scores.append(best)
+    if not tops:
+        return Recommended(np.empty((0, k), np.int64), np.empty((0, k), np.float32))
+    return Recommended(vocab.decode(np.concatenate(tops) + 1), np.concatenate(scores))

@@ -1,0 +1,155 @@
+"""Benchmark: the online API under load on 127.0.0.1, against a plain in-process call of the same
+model and index, in one run.
+
+Starts `python -m recsys_pipeline.serving` over an artifacts folder built by `make run` (or by
+bench/incremental.py), sends a bounded number of requests from a thread pool at concurrency 1, 8
+and 32 — single histories drawn from the real length distribution, then batches of 64 — and
+prints requests/s, recommendations/s and p50/p95/p99 latency, and the ratio to the in-process
+call (the HTTP layer's overhead). Only 127.0.0.1 is ever contacted.
+
+    .venv/bin/python bench/serving_load.py --data-dir data [--requests 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def load(port: int, path: str, bodies: list[dict], concurrency: int) -> dict:
+    """Send ``bodies`` to 127.0.0.1:``port``, ``concurrency`` at a time, one keep-alive
+    connection per thread; latency percentiles in ms and requests per second."""
+    local = threading.local()
+
+    def post(body: dict) -> float:
+        if not hasattr(local, "connection"):
+            local.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        started = time.perf_counter()
+        local.connection.request(
+            "POST", path, json.dumps(body), {"Content-Type": "application/json"}
+        )
+        response = local.connection.getresponse()
+        payload = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"{response.status}: {payload[:300]!r}")
+        return time.perf_counter() - started
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        latencies = list(pool.map(post, bodies))
+    wall = time.perf_counter() - started
+    ms = np.array(latencies) * 1000
+    return {
+        "requests_per_s": len(bodies) / wall,
+        "p50": float(np.percentile(ms, 50)),
+        "p95": float(np.percentile(ms, 95)),
+        "p99": float(np.percentile(ms, 99)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data-dir", type=Path, default=REPO / "data")
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--batches", type=int, default=60)
+    args = parser.parse_args()
+    artifacts = args.data_dir.resolve() / "artifacts"
+
+    import torch
+
+    from recsys_pipeline.data.artifacts import ArtifactStore
+    from recsys_pipeline.serving.bundle import load_bundle, published_version
+
+    torch.set_num_threads(1)  # as the service runs
+    bundle = load_bundle(ArtifactStore(artifacts), published_version(artifacts))
+    rng = np.random.default_rng(0)
+    users = list(bundle.histories)
+    histories = [bundle.histories[u].tolist() for u in rng.choice(users, args.requests)]
+    singles = [{"history": h, "k": 10} for h in histories]
+    batches = [
+        {"requests": [{"history": h} for h in rng.choice(np.array(histories, dtype=object), 64)]}
+        for _ in range(args.batches)
+    ]
+
+    started = time.perf_counter()
+    for h in histories[:500]:
+        bundle.recommend([h], 10, True)
+    direct_single = (time.perf_counter() - started) / 500 * 1000
+    started = time.perf_counter()
+    for body in batches[:20]:
+        bundle.recommend([r["history"] for r in body["requests"]], 10, True)
+    direct_batch = (time.perf_counter() - started) / 20
+
+    port = free_port()
+    env = {**os.environ, "RECSYS_DATA_DIR": str(args.data_dir.resolve()), "PORT": str(port)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "recsys_pipeline.serving"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                connection.request("GET", "/health")
+                if connection.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                sys.exit("the service did not come up")
+            time.sleep(0.5)
+        load(port, "/recommend", singles[:100], 4)  # warm-up
+        print(
+            f"in-process call: single {direct_single:.2f} ms, batch of 64 {direct_batch * 1000:.1f} ms"
+        )
+        print(
+            "| endpoint | concurrency | requests/s | recommendations/s | p50 ms | p95 ms | p99 ms | vs in-process |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+        for concurrency in (1, 8, 32):
+            r = load(port, "/recommend", singles, concurrency)
+            print(
+                f"| /recommend | {concurrency} | {r['requests_per_s']:.0f} | {r['requests_per_s']:.0f} "
+                f"| {r['p50']:.1f} | {r['p95']:.1f} | {r['p99']:.1f} | "
+                f"{r['p50'] / direct_single:.1f}x p50 |",
+                flush=True,
+            )
+        for concurrency in (1, 8, 32):
+            r = load(port, "/recommend/batch", batches, concurrency)
+            print(
+                f"| /recommend/batch (64) | {concurrency} | {r['requests_per_s']:.1f} | "
+                f"{r['requests_per_s'] * 64:.0f} | {r['p50']:.0f} | {r['p95']:.0f} | {r['p99']:.0f} | "
+                f"{r['p50'] / (direct_batch * 1000):.1f}x p50 |",
+                flush=True,
+            )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

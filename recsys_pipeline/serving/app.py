@@ -1,0 +1,401 @@
+"""The online recommendation API (FastAPI): top-k for a history sent now, or for a known user,
+over the model and faiss index the pipeline last published, swapped for a newer version while it
+runs.
+
+Client input never gets a 500 or a stack trace: bad fields are 422s naming the field (pydantic),
+unknown items a 422 listing them, unknown users and items 404s, bodies over 1 MiB a 413.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from recsys_pipeline.data.artifacts import ArtifactStore
+from recsys_pipeline.serving.bundle import (
+    Bundle,
+    Recommendation,
+    UnknownItems,
+    load_bundle,
+    published_version,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1 << 20
+MAX_K = 100
+MAX_BATCH = 1024
+ItemId = int
+
+
+class RecommendRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    history: list[ItemId] | None = Field(
+        None, description="item ids, oldest first; the most recent ones the model reads are used"
+    )
+    user_id: int | None = Field(None, description="a known user: their whole history is used")
+    k: Annotated[int, Field(ge=1, le=MAX_K)] = 10
+    exclude_history: bool = Field(True, description="never recommend an item of the history")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RecommendRequest:
+        if (self.history is None) == (self.user_id is None):
+            raise ValueError("give exactly one of history or user_id")
+        return self
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    requests: Annotated[list[RecommendRequest], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class Item(BaseModel):
+    item_id: ItemId
+    title: str
+    score: float
+
+
+class RecommendResponse(BaseModel):
+    items: list[Item]
+    model: str
+    model_version: str
+    fallback: str | None = Field(None, description="popularity: the history was empty")
+    history_used: int = Field(description="how many of the most recent items the model read")
+    truncated: bool = Field(description="the history was longer than the model reads")
+
+
+class BatchResponse(BaseModel):
+    responses: list[RecommendResponse]
+
+
+class ItemInfo(BaseModel):
+    item_id: ItemId
+    title: str
+    purchases: int
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "recsys_requests", "HTTP requests", ["endpoint", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "recsys_request_seconds",
+            "request latency",
+            ["endpoint"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
+        self.recommendations = Counter(
+            "recsys_recommendations", "top-k lists served", registry=self.registry
+        )
+        self.reloads = Counter(
+            "recsys_model_reloads", "model loads", ["outcome"], registry=self.registry
+        )
+        self.errors = Counter(
+            "recsys_internal_errors",
+            "requests that failed inside the service",
+            registry=self.registry,
+        )
+        self.loaded = Gauge(
+            "recsys_model_loaded_timestamp",
+            "when the served bundle was loaded",
+            registry=self.registry,
+        )
+
+
+class Server:
+    """The served bundle, and its replacement when the pipeline publishes a newer index. A swap is
+    one reference assignment: a request in flight keeps the bundle it started with."""
+
+    def __init__(self, root: Path, poll_seconds: float) -> None:
+        self.store = ArtifactStore(root)
+        self.poll_seconds = poll_seconds
+        self.metrics = Metrics()
+        self.started = time.time()
+        self.bundle: Bundle = self._load(published_version(self.store.root))
+        self.last_error: str | None = None
+        self.batcher = Batcher()
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+
+    def _load(self, version: str) -> Bundle:
+        bundle = load_bundle(self.store, version)
+        self.metrics.loaded.set(bundle.loaded_at)
+        self.metrics.reloads.labels("ok").inc()
+        return bundle
+
+    def reload_if_newer(self) -> bool:
+        """Load and swap in a newer published index; a failed load keeps the current bundle and
+        is reported in /health."""
+        version = published_version(self.store.root)
+        if version is None or version == self.bundle.version:
+            return False
+        try:
+            bundle = self._load(version)
+        except Exception as exc:  # any failure to load keeps the working bundle
+            self.metrics.reloads.labels("failed").inc()
+            self.last_error = f"loading faiss_index version {version} failed: {exc}"
+            log.warning(self.last_error)
+            return False
+        self.bundle, self.last_error = bundle, None
+        log.info(f"now serving {bundle.model_name} {bundle.model_version} ({bundle.version})")
+        return True
+
+    def start_polling(self) -> None:
+        def poll() -> None:
+            while not self._stop.wait(self.poll_seconds):
+                self.reload_if_newer()
+
+        self._poller = threading.Thread(target=poll, name="reload", daemon=True)
+        self._poller.start()
+
+    def stop_polling(self) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout=5)
+
+
+class Batcher:
+    """Concurrent requests share passes through the model: one worker thread takes every request
+    waiting when it becomes free and scores them together. Nothing waits for a batch to fill, so
+    a lone request is served at once; under load the passes grow (measured: bench/serving_load.py)
+    instead of many small passes contending for the cores."""
+
+    def __init__(self, max_batch: int = MAX_BATCH) -> None:
+        self.max_batch = max_batch
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.worker = threading.Thread(target=self._work, name="batcher", daemon=True)
+        self.worker.start()
+
+    async def submit(
+        self, bundle: Bundle, histories: list[list[ItemId]], k: int, exclude: bool
+    ) -> list[Recommendation]:
+        """Await the recommendations; the event loop serves other requests meanwhile."""
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        self.jobs.put((bundle, histories, k, exclude, (loop, done)))
+        return await done
+
+    def _work(self) -> None:
+        while True:  # a daemon thread: it ends with the process
+            taken = [self.jobs.get()]
+            size = len(taken[0][1])
+            with contextlib.suppress(queue.Empty):
+                while size < self.max_batch:
+                    taken.append(self.jobs.get_nowait())
+                    size += len(taken[-1][1])
+            groups: dict[tuple[int, bool], list] = {}
+            for job in taken:
+                groups.setdefault((id(job[0]), job[3]), []).append(job)
+            for jobs in groups.values():
+                self._score(jobs)
+
+    @staticmethod
+    def _score(jobs: list) -> None:
+        bundle, _, _, exclude, _ = jobs[0]
+        histories = [h for job in jobs for h in job[1]]
+        try:
+            found = bundle.recommend(histories, max(job[2] for job in jobs), exclude)
+        except Exception as exc:  # delivered to every waiting request
+            for job in jobs:
+                loop, done = job[4]
+                loop.call_soon_threadsafe(done.set_exception, exc)
+            return
+        start = 0
+        for job in jobs:
+            loop, done = job[4]
+            loop.call_soon_threadsafe(done.set_result, found[start : start + len(job[1])])
+            start += len(job[1])
+
+
+def history_of(bundle: Bundle, request: RecommendRequest) -> list[ItemId]:
+    """The history a request asks about; a 404 or 422 naming what is unknown."""
+    if request.user_id is not None:
+        if request.user_id not in bundle.histories:
+            raise HTTPException(404, f"user_id {request.user_id} is not a known user")
+        return bundle.histories[request.user_id].tolist()
+    try:
+        bundle.check_items(request.history)
+    except UnknownItems as exc:
+        detail = {"loc": ["body", "history"], "msg": str(exc), "unknown": exc.ids}
+        raise HTTPException(422, detail) from None
+    return request.history
+
+
+async def respond(
+    bundle: Bundle, requests: list[RecommendRequest], batcher: Batcher
+) -> list[RecommendResponse]:
+    """Each request answered from ``bundle``, through the batcher."""
+    histories = [history_of(bundle, request) for request in requests]
+    answers: list = [None] * len(requests)
+    for exclude in (True, False):
+        rows = [i for i, r in enumerate(requests) if r.exclude_history == exclude]
+        if not rows:
+            continue
+        k = max(requests[i].k for i in rows)
+        found = await batcher.submit(bundle, [histories[i] for i in rows], k, exclude)
+        for row, recommendation in zip(rows, found, strict=True):
+            answers[row] = (recommendation, requests[row].k)
+    return [
+        RecommendResponse(
+            items=[
+                Item(item_id=i, title=bundle.titles[i], score=s)
+                for i, s in zip(r.item_ids[:k], r.scores[:k], strict=True)
+            ],
+            model=bundle.model_name,
+            model_version=bundle.model_version,
+            fallback=r.fallback,
+            history_used=r.history_used,
+            truncated=r.truncated,
+        )
+        for r, k in answers
+    ]
+
+
+class LimitBody:
+    """ASGI middleware: a request body over ``limit`` bytes is answered 413 before any parsing
+    (declared by Content-Length or streamed in chunks)."""
+
+    def __init__(self, app: object, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: object, send: object) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            return await self._too_large(scope, receive, send)
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None  # the client went away
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                return await self._too_large(scope, receive, send)
+            if not message.get("more_body"):
+                break
+        body, replayed = b"".join(chunks), False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return await self.app(scope, replay, send)
+
+    async def _too_large(self, scope: dict, receive: object, send: object) -> None:
+        response = JSONResponse({"detail": f"request body over {self.limit} bytes"}, 413)
+        await response(scope, receive, send)
+
+
+def create_app(root: Path, poll_seconds: float = 5.0, poll: bool = True) -> FastAPI:
+    """The app over the artifacts under ``root`` ($RECSYS_DATA_DIR/artifacts); it polls for a
+    newer published faiss_index every ``poll_seconds`` while it runs (``poll=False``: only when
+    ``app.state.server.reload_if_newer()`` is called)."""
+    server = Server(Path(root), poll_seconds)
+
+    async def lifespan(app: FastAPI):  # noqa: ANN202 - FastAPI's lifespan protocol
+        if poll:
+            server.start_polling()
+        yield
+        server.stop_polling()
+
+    app = FastAPI(
+        title="recsys_pipeline recommendations",
+        description="Next items for a video-game purchase history, from the pipeline's served model.",
+        lifespan=lifespan,
+    )
+    app.state.server = server
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next):  # noqa: ANN001, ANN202 - Starlette's
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+        except Exception:  # never a stack trace to the client
+            log.exception("internal error")
+            server.metrics.errors.inc()
+            response = JSONResponse({"detail": "internal error"}, status_code=500)
+        route = request.scope.get("route")
+        endpoint = route.path if route is not None else "unmatched"
+        server.metrics.requests.labels(endpoint, str(response.status_code)).inc()
+        server.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+        return response
+
+    app.add_middleware(LimitBody, limit=MAX_BODY_BYTES)
+
+    @app.post("/recommend", response_model=RecommendResponse)
+    async def recommend(request: RecommendRequest) -> RecommendResponse:
+        bundle = server.bundle  # one bundle for the whole request, whatever swaps meanwhile
+        (answer,) = await respond(bundle, [request], server.batcher)
+        server.metrics.recommendations.inc()
+        return answer
+
+    @app.post("/recommend/batch", response_model=BatchResponse)
+    async def recommend_batch(batch: BatchRequest) -> BatchResponse:
+        bundle = server.bundle
+        answers = await respond(bundle, batch.requests, server.batcher)
+        server.metrics.recommendations.inc(len(answers))
+        return BatchResponse(responses=answers)
+
+    @app.get("/items/{item_id}", response_model=ItemInfo)
+    def item(item_id: ItemId) -> ItemInfo:
+        bundle = server.bundle
+        if item_id not in bundle.titles:
+            raise HTTPException(404, f"item_id {item_id} is not in the catalog")
+        return ItemInfo(
+            item_id=item_id,
+            title=bundle.titles[item_id],
+            purchases=bundle.popularity_counts[item_id],
+        )
+
+    @app.get("/health")
+    def health() -> dict:
+        bundle = server.bundle
+        return {
+            "status": "degraded" if server.last_error else "ok",
+            "model": bundle.model_name,
+            "model_version": bundle.model_version,
+            "index_version": bundle.version,
+            "index_kind": bundle.index_kind,
+            "catalog_size": bundle.vocab.n_items,
+            "known_users": len(bundle.histories),
+            "max_history_length": bundle.max_history_length,
+            "loaded_at": bundle.loaded_at,
+            "uptime_seconds": time.time() - server.started,
+            "last_error": server.last_error,
+        }
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def metrics() -> PlainTextResponse:
+        return PlainTextResponse(
+            generate_latest(server.metrics.registry), media_type=CONTENT_TYPE_LATEST
+        )
+
+    return app

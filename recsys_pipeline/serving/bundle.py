@@ -1,0 +1,136 @@
+"""What the online service holds in memory: the served model, its faiss index, the catalog and
+the known users' histories, all at the versions the latest faiss_index materialization recorded
+(its index.json names the model, tokenizer and sequences versions it was built from). Recommending
+goes through the batch path's own function, so a known user gets exactly the list
+predictions.csv holds."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from recsys_pipeline.data.artifacts import ArtifactStore
+from recsys_pipeline.data.histories import Histories
+from recsys_pipeline.data.vocab import ItemVocab
+
+SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")
+
+
+class UnknownItems(ValueError):
+    """Item ids outside the catalog; ``ids`` lists them (deduplicated, in request order)."""
+
+    def __init__(self, ids: list[object]) -> None:
+        super().__init__(f"unknown item ids: {ids}")
+        self.ids = ids
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    item_ids: list[int]
+    scores: list[float]
+    fallback: str | None  # "popularity" for an empty history
+    history_used: int  # items the model read (the most recent ones)
+    truncated: bool  # the history was longer than the model reads
+
+
+@dataclass
+class Bundle:
+    version: str  # the faiss_index version folder served
+    model_name: str  # "sft" or "dpo"
+    model_version: str
+    index_kind: str
+    model: object
+    vocab: ItemVocab
+    titles: dict[int, str]
+    index: object
+    histories: dict[int, np.ndarray]  # known users' whole histories
+    popularity: np.ndarray  # item ids, most bought first (the empty-history answer)
+    popularity_counts: dict[int, int]
+    max_history_length: int
+    loaded_at: float = field(default_factory=time.time)
+
+    def check_items(self, history: list[int]) -> None:
+        unknown = [i for i in dict.fromkeys(history) if i in SPECIAL_TOKENS or i not in self.titles]
+        if unknown:
+            raise UnknownItems(unknown)
+
+    def recommend(
+        self, histories: list[list[int]], k: int, exclude_history: bool
+    ) -> list[Recommendation]:
+        """One pass through the model for every non-empty history; empty ones get popularity."""
+        from recsys_pipeline.ranking.retrieval import recommend
+
+        for history in histories:
+            self.check_items(history)
+        rows = [i for i, h in enumerate(histories) if h]
+        found = None
+        if rows:
+            batch = Histories.from_lists(rows, [histories[i] for i in rows])
+            found = recommend(self.model, self.index, batch, self.vocab, k, exclude_history)
+        out: list[Recommendation | None] = [None] * len(histories)
+        for position, row in enumerate(rows):
+            used = min(len(histories[row]), self.max_history_length)
+            out[row] = Recommendation(
+                found.items[position].tolist(),
+                [round(float(s), 6) for s in found.scores[position]],
+                None,
+                used,
+                len(histories[row]) > used,
+            )
+        for row, history in enumerate(histories):
+            if not history:
+                top = self.popularity[:k]
+                counts = [float(self.popularity_counts[int(i)]) for i in top]
+                out[row] = Recommendation(top.tolist(), counts, "popularity", 0, False)
+        return out
+
+
+def load_bundle(store: ArtifactStore, version: str) -> Bundle:
+    """The bundle of faiss_index ``version`` and of the exact model, tokenizer and sequences
+    versions it was built from (each pinned while it is read)."""
+    from recsys_pipeline.data.split import read_split
+    from recsys_pipeline.data.vocab import load_titles, load_vocab
+    from recsys_pipeline.models.checkpoints import load_checkpoint
+    from recsys_pipeline.ranking.baselines import popularity_scores
+    from recsys_pipeline.ranking.retrieval import read_index
+
+    with contextlib.ExitStack() as pins:
+        index_folder = pins.enter_context(store.pinned("faiss_index", version))
+        index, info = read_index(index_folder)
+        model_key = f"{info['model']}_checkpoint"
+        model_folder = pins.enter_context(store.pinned(model_key, info["model_version"]))
+        catalog = pins.enter_context(store.pinned("tokenizer", info["tokenizer_version"]))
+        sequences = pins.enter_context(store.pinned("sequences", info["sequences_version"]))
+        model = load_checkpoint(model_folder)
+        vocab = load_vocab(catalog)
+        titles = dict(zip(vocab.item_ids.tolist(), load_titles(catalog), strict=True))
+        split = read_split(sequences)
+    full = split.inputs_for("next")
+    counts = popularity_scores(full, vocab)  # serving knows every purchase so far
+    order = np.lexsort((vocab.item_ids, -counts))  # most bought first, ties to the smaller id
+    return Bundle(
+        version=version,
+        model_name=info["model"],
+        model_version=info["model_version"],
+        index_kind=info["kind"],
+        model=model,
+        vocab=vocab,
+        titles=titles,
+        index=index,
+        histories={int(u): full[r] for r, u in enumerate(full.user_ids.tolist())},
+        popularity=vocab.item_ids[order],
+        popularity_counts=dict(
+            zip(vocab.item_ids.tolist(), counts.astype(int).tolist(), strict=True)
+        ),
+        max_history_length=model.config.max_history_length,
+    )
+
+
+def published_version(root: Path) -> str | None:
+    """The faiss_index version currently published under ``root`` (None: never built)."""
+    link = Path(root) / "faiss_index"
+    return link.resolve().name if link.exists() else None

@@ -1,0 +1,271 @@
+"""The online API through its ASGI test client, on a tiny graph built once for the module."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from recsys_pipeline.ranking.topk_files import read_top_k_csv
+from recsys_pipeline.resources import (
+    InputSource,
+    LLMService,
+    RecsysStorage,
+    SteamSource,
+    WikipediaAPI,
+)
+from recsys_pipeline.serving.app import MAX_BATCH, create_app
+from recsys_pipeline_tests.conftest import REPO, tiny_rows, write_rows
+from recsys_pipeline_tests.helpers import run_graph
+
+FAST_SFT = {"config": {"stage1_epochs": 1, "stage2_epochs": 1}}
+SERVE_SFT = {"config": {"serve_model": "sft"}}
+
+
+def resources(root) -> dict:
+    return {
+        "storage": RecsysStorage(data_dir=str(root / "data")),
+        "input_source": InputSource(raw_csv=str(root / "in.csv"), offline=True),
+        "steam_source": SteamSource(),
+        "wikipedia": WikipediaAPI(offline=True),
+        "llm": LLMService(offline=True),
+    }
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serving")
+    write_rows(root / "in.csv", tiny_rows())
+    assert run_graph(resources(root), sft_checkpoint=FAST_SFT, dpo_checkpoint=SERVE_SFT).success
+    return root
+
+
+@pytest.fixture(scope="module")
+def client(graph):
+    with TestClient(create_app(graph / "data" / "artifacts", poll=False)) as client:
+        yield client
+
+
+def recommend(client, **body):
+    response = client.post("/recommend", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_every_known_user_gets_exactly_the_batch_predictions(graph, client):
+    users, lists = read_top_k_csv(graph / "data" / "artifacts" / "predictions" / "predictions.csv")
+    for user, expected in zip(users.tolist(), lists, strict=True):
+        answer = recommend(client, user_id=user, exclude_history=False)
+        assert [item["item_id"] for item in answer["items"]] == expected, user
+    assert answer["model"] == "sft" and answer["fallback"] is None
+
+
+def test_a_history_sent_now_is_scored_like_the_same_known_user(client):
+    known = recommend(client, user_id=3, k=5)
+    history = client.app.state.server.bundle.histories[3].tolist()
+    sent = recommend(client, history=history, k=5)
+    assert sent["items"] == known["items"] and len(sent["items"]) == 5
+    scores = [item["score"] for item in sent["items"]]
+    assert scores == sorted(scores, reverse=True)
+    assert not {item["item_id"] for item in sent["items"]} & set(history)  # excluded by default
+    assert all(item["title"] for item in sent["items"])
+
+
+def test_the_batch_endpoint_answers_like_single_requests(client):
+    requests = [
+        {"user_id": 1, "k": 3},
+        {"history": [5, 6, 7], "k": 10, "exclude_history": False},
+        {"history": []},
+    ]
+    response = client.post("/recommend/batch", json={"requests": requests})
+    assert response.status_code == 200, response.text
+    batch = response.json()["responses"]
+    assert [len(r["items"]) for r in batch] == [3, 10, 10]
+    for request, answer in zip(requests, batch, strict=True):
+        assert answer == recommend(client, **request)
+    too_many = {"requests": [{"history": [1]}] * (MAX_BATCH + 1)}
+    response = client.post("/recommend/batch", json=too_many)
+    assert response.status_code == 422 and "requests" in response.text
+
+
+def test_an_empty_history_is_served_by_popularity_and_says_so(client):
+    answer = recommend(client, history=[])
+    assert answer["fallback"] == "popularity" and answer["history_used"] == 0
+    counts = [item["score"] for item in answer["items"]]
+    assert counts == sorted(counts, reverse=True) and counts[0] > counts[-1]
+
+
+def test_a_history_longer_than_the_model_reads_keeps_the_most_recent_items(client):
+    bundle = client.app.state.server.bundle
+    reads = bundle.max_history_length
+    long = (list(range(1, 41)) * 2)[: reads + 5]
+    answer = recommend(client, history=long, exclude_history=False)
+    assert answer["truncated"] is True and answer["history_used"] == reads
+    recent = recommend(client, history=long[-reads:], exclude_history=False)
+    assert recent["items"] == answer["items"] and recent["truncated"] is False
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "names"),
+    [
+        ({"history": [1, 2, 999, 5000, 999]}, 422, ["unknown item ids: [999, 5000]"]),
+        ({"history": [1], "k": 0}, 422, ['"k"', "greater than or equal to 1"]),
+        ({"history": [1], "k": 101}, 422, ['"k"', "less than or equal to 100"]),
+        ({"history": "abc"}, 422, ['"history"', "valid list"]),
+        ({"history": [1, "two"]}, 422, ['"history"', "valid integer"]),
+        ({"history": [1], "k": "ten"}, 422, ['"k"']),
+        ({}, 422, ["exactly one of history or user_id"]),
+        ({"history": [1], "user_id": 1}, 422, ["exactly one of history or user_id"]),
+        ({"history": [1], "size": 3}, 422, ['"size"', "Extra inputs are not permitted"]),
+        ({"user_id": 123456}, 404, ["user_id 123456 is not a known user"]),
+    ],
+)
+def test_bad_input_is_a_4xx_naming_the_field(client, body, status, names):
+    response = client.post("/recommend", json=body)
+    assert response.status_code == status, response.text
+    for name in names:
+        assert name in response.text
+    assert "Traceback" not in response.text
+
+
+def test_bodies_over_a_mebibyte_and_broken_json_are_refused_cleanly(client):
+    huge = json.dumps({"history": [1] * 400_000}).encode()
+    assert len(huge) > 1 << 20
+    response = client.post("/recommend", content=huge, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and "over 1048576 bytes" in response.text
+
+    def chunks():  # no Content-Length: the body is counted as it streams
+        for _ in range(40):
+            yield b" " * 30_000
+
+    response = client.post(
+        "/recommend", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
+    response = client.post(
+        "/recommend", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422 and "Traceback" not in response.text
+
+
+def test_items_health_and_metrics(client):
+    item = client.get("/items/1")
+    assert item.status_code == 200 and item.json()["title"] and item.json()["purchases"] >= 0
+    assert client.get("/items/424242").status_code == 404
+    assert client.get("/items/abc").status_code == 422
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["model"] == "sft"
+    assert health["catalog_size"] == 40 and health["known_users"] == 60
+    assert health["index_kind"] == "flat" and health["uptime_seconds"] >= 0
+    text = client.get("/metrics").text
+    assert 'recsys_requests_total{endpoint="/recommend",status="200"}' in text
+    assert 'recsys_requests_total{endpoint="/recommend",status="422"}' in text
+    assert "recsys_request_seconds_bucket" in text and "recsys_recommendations_total" in text
+    assert client.get("/docs").status_code == 200
+
+
+def test_a_new_model_is_swapped_in_while_requests_run(tmp_path):
+    write_rows(tmp_path / "in.csv", tiny_rows(seed=5))
+    assert run_graph(resources(tmp_path), sft_checkpoint=FAST_SFT, dpo_checkpoint=SERVE_SFT).success
+    app = create_app(tmp_path / "data" / "artifacts", poll=False)
+    server = app.state.server
+    seen, errors, stop = set(), [], threading.Event()
+
+    def ask() -> None:
+        with TestClient(app) as client:
+            while not stop.is_set():
+                response = client.post("/recommend", json={"history": [1, 2, 3]})
+                if response.status_code != 200:
+                    errors.append(response.text)
+                else:
+                    seen.add((response.json()["model"], response.json()["model_version"]))
+
+    threads = [threading.Thread(target=ask) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    before = server.bundle.model_version
+    # the pipeline publishes a new served model (and index) while the requests go on
+    serve_dpo = {"config": {"serve_model": "dpo"}}
+    assert run_graph(
+        resources(tmp_path), selection="dpo_checkpoint+", dpo_checkpoint=serve_dpo
+    ).success
+    assert server.reload_if_newer()
+    time.sleep(0.5)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert server.bundle.model_name == "dpo" and server.bundle.model_version != before
+    assert ("sft", before) in seen and ("dpo", server.bundle.model_version) in seen
+    assert not server.reload_if_newer()  # nothing newer now
+
+
+def test_a_failed_reload_keeps_the_old_model_and_says_so(graph, client, monkeypatch):
+    from recsys_pipeline.serving import app as app_module
+
+    server = client.app.state.server
+    monkeypatch.setattr(app_module, "published_version", lambda root: "a-version-that-breaks")
+    assert not server.reload_if_newer()
+    health = client.get("/health").json()
+    assert health["status"] == "degraded" and "a-version-that-breaks" in health["last_error"]
+    assert recommend(client, user_id=1)["model"] == "sft"  # still serving
+    server.last_error = None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def listening(port: int) -> set[str]:
+    """Local addresses listening on ``port`` (IPv4 and IPv6)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.rsplit(":", 1)
+            if int(hex_port, 16) == port and state == "0A":  # LISTEN
+                found.add(address)
+    return found
+
+
+def test_the_service_binds_to_127_0_0_1_unless_told_otherwise(graph, tmp_path):
+    port = free_port()
+    env = {**os.environ, "RECSYS_DATA_DIR": str(graph / "data"), "PORT": str(port)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "recsys_pipeline.serving"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).read()
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode()[-2000:]
+                assert time.monotonic() < deadline
+                time.sleep(0.3)
+        assert listening(port) == {"0100007F"}  # 127.0.0.1, and nothing else
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    empty = {**env, "RECSYS_DATA_DIR": str(tmp_path / "nothing")}
+    done = subprocess.run(
+        [sys.executable, "-m", "recsys_pipeline.serving"], cwd=REPO, env=empty, capture_output=True
+    )
+    assert done.returncode != 0 and b"no served model under" in done.stderr
+    assert b"make run" in done.stderr
