@@ -8,10 +8,9 @@ real catalog size. Reports real (non-pad) tokens per second and, in the same run
 - the fused output layer in bf16 vs float32 (bf16 is the default on CPUs with AMX),
 - the output layer alone: ours vs PyTorch's chunked ``F.linear_cross_entropy``, and
 - PyTorch SDPA vs a plain eager attention.
-With --device cuda (a GPU machine) it measures the original-size model in bf16: tokens/s, model
-FLOPs utilisation, SDPA vs flash-attn 2.
+The GPU path (original size, bf16, kernels, MFU) is bench/gpu_check.py.
 
-    .venv/bin/python bench/model_throughput.py [--device cpu|cuda] [--steps N]
+    .venv/bin/python bench/model_throughput.py [--steps N]
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ SHARED_CSV = (
 )
 N_ITEMS = 16_859  # the real catalog's size, for a realistic output layer
 MAX_LENGTH = 20
-H200_BF16_DENSE_FLOPS = 989e12
 
 
 def real_lengths() -> np.ndarray:
@@ -189,49 +187,10 @@ def output_layer_report(hidden_size: int, rows: int = 2304, repeats: int = 5) ->
         print(f"| {name} | {rate:,.0f} | {rate / reference:.2f}x |")
 
 
-def gpu_report(steps: int) -> None:
-    size = model_size(PROFILES["gpu"].sft)
-    data = batches(real_lengths(), 1024, steps, "cuda")
-    print(f"GPU {torch.cuda.get_device_name()}, original size {size}, bf16 autocast, batch 1024")
-    print("| variant | attention | tokens/s | MFU |")
-    print("|---|---|---|---|")
-    implementations = ["sdpa"]
-    try:
-        import flash_attn  # noqa: F401
-
-        implementations.append("flash_attention_2")
-    except ImportError:
-        print("(flash-attn not installed: SDPA only)")
-    for variant in VARIANTS:
-        for attn in implementations:
-            model = build(size, variant, "cuda", attn)
-            rate = tokens_per_second(model, data, lean=True, autocast=True)
-            config = model.config
-            active = sum(p.numel() for p in model.parameters())
-            if config.is_moe:
-                expert = sum(p.numel() for p in model.model.layers[0].mlp.experts[0].parameters())
-                active -= (
-                    config.num_hidden_layers
-                    * expert
-                    * (config.num_experts - config.num_experts_per_tok)
-                )
-            flops_per_token = 6 * active
-            print(
-                f"| {variant} | {attn} | {rate:,.0f} | {rate * flops_per_token / H200_BF16_DENSE_FLOPS:.1%} |"
-            )
-            del model
-            torch.cuda.empty_cache()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--steps", type=int, default=8)
-    args = parser.parse_args()
-    if args.device == "cuda":
-        gpu_report(args.steps)
-    else:
-        cpu_report(args.steps)
+    cpu_report(parser.parse_args().steps)
 
 
 if __name__ == "__main__":
