@@ -23,6 +23,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "storage": RecsysStorage(data_dir=str(settings.data_dir)),
         "input_source": InputSource(
             raw_csv=str(settings.raw_csv) if settings.raw_csv else None,
+            items_csv=str(settings.items_csv) if settings.items_csv else None,
             offline=settings.offline,
         ),
         "steam_source": SteamSource(path=str(settings.steam_csv) if settings.steam_csv else None),

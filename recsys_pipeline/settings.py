@@ -86,6 +86,7 @@ class Settings:
     profile: Profile
     offline: bool
     steam_csv: Path | None = None  # RECSYS_STEAM_CSV
+    items_csv: Path | None = None  # RECSYS_ITEMS_CSV: item_id,title beside an interaction log
     contact: str | None = None  # RECSYS_CONTACT, for the Wikipedia User-Agent
     llm_model: str = "gpt-4o-mini"  # RECSYS_LLM_MODEL
     llm_base_url: str | None = None  # OPENAI_BASE_URL
@@ -119,6 +120,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             f"RECSYS_PROFILE={profile_name!r} is not a profile; use one of {sorted(PROFILES)}"
         )
     steam_csv = env.get("RECSYS_STEAM_CSV") or None
+    items_csv = env.get("RECSYS_ITEMS_CSV") or None
     executor = (env.get("RECSYS_EXECUTOR") or "multiprocess").lower()
     if executor not in ("multiprocess", "k8s"):
         raise ValueError(f"RECSYS_EXECUTOR={executor!r}: use 'multiprocess' or 'k8s'")
@@ -128,6 +130,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         profile=PROFILES[profile_name],
         offline=_flag(env.get("RECSYS_OFFLINE")),
         steam_csv=Path(steam_csv).expanduser().resolve() if steam_csv else None,
+        items_csv=Path(items_csv).expanduser().resolve() if items_csv else None,
         contact=env.get("RECSYS_CONTACT") or None,
         llm_model=env.get("RECSYS_LLM_MODEL") or "gpt-4o-mini",
         llm_base_url=env.get("OPENAI_BASE_URL") or None,

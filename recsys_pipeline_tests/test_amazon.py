@@ -101,20 +101,23 @@ def test_download_of_a_missing_file_is_a_clear_error(tmp_path, dump_files):
         download(f"{url}/nope.json.gz", tmp_path / "x.gz", progress=False)
 
 
-def test_builder_orders_by_time_then_asin_and_numbers_items_by_first_appearance(
-    tmp_path, dump_files
-):
+def test_builder_orders_by_time_then_asin_and_keeps_reviewer_ids_and_asins(tmp_path, dump_files):
     (tmp_path / "r.gz").write_bytes(dump_files["/reviews.json.gz"])
     (tmp_path / "m.gz").write_bytes(dump_files["/meta.json.gz"])
     stats = build_sequences_csv(tmp_path / "r.gz", tmp_path / "m.gz", tmp_path / "out.csv")
     parsed = parse_sequences_csv(tmp_path / "out.csv")
     h = parsed.histories
     # U1: B0001 (100), then B0002 and B0003 both at 200 -> by asin
-    assert h.user_ids.tolist() == [0, 1, 2]
-    assert h[0].tolist() == [1, 2, 3]
-    assert h[1].tolist() == [3, 1]  # U2: B0003 (50), B0001 (60; the 70 duplicate dropped)
-    assert h[2].tolist() == [4]
-    assert parsed.titles == {1: "Anno 2070 & Friends", 2: "Halo 3 - Xbox 360", 3: "Zelda", 4: ""}
+    assert h.user_ids.tolist() == ["U1", "U2", "U3"]
+    assert h[0].tolist() == ["B0001", "B0002", "B0003"]
+    assert h[1].tolist() == ["B0003", "B0001"]  # B0003 (50), B0001 (60; the 70 duplicate dropped)
+    assert h[2].tolist() == ["B0004"]
+    assert parsed.titles == {
+        "B0001": "Anno 2070 & Friends",
+        "B0002": "Halo 3 - Xbox 360",
+        "B0003": "Zelda",
+        "B0004": "",
+    }
     assert (stats.users, stats.items, stats.interactions) == (3, 4, 6)
     assert stats.duplicate_reviews == 1 and stats.items_without_title == 1
 

@@ -15,6 +15,7 @@ from recsys_pipeline.definitions import build_definitions, defs
 from recsys_pipeline.settings import load_settings
 from recsys_pipeline_tests.conftest import tiny_rows, write_rows
 from recsys_pipeline_tests.helpers import observe_sources, run_graph
+from recsys_pipeline_tests.test_definitions import FIXED_KEYS
 
 TRAINING = {"item_embeddings", "sft_checkpoint", "dpo_checkpoint"}
 DATA_LAYER = ["raw_csv", "sequences", "tokenizer"]
@@ -183,23 +184,7 @@ def test_the_same_run_config_twice_is_a_no_op_materialization(tmp_path, resource
     assert latest.asset_materialization.tags[version] != first.asset_materialization.tags[version]
 
 
-@pytest.mark.parametrize(
-    "key",
-    [
-        "raw_csv",
-        "sequences",
-        "tokenizer",
-        "steam_enrichment",
-        "wiki_enrichment",
-        "item_embeddings",
-        "sft_checkpoint",
-        "dpo_pairs",
-        "dpo_checkpoint",
-        "faiss_index",
-        "predictions",
-        "evaluation",
-    ],
-)
+@pytest.mark.parametrize("key", sorted(FIXED_KEYS))
 def test_every_selection_closed_upstream_runs_on_a_fresh_instance(tmp_path, resources_for, key):
     resources = resources_for(write_rows(tmp_path / "in.csv", tiny_rows()))
     graph = defs.resolve_asset_graph()

@@ -170,7 +170,7 @@ def test_two_runs_of_the_same_asset_at_once_serialise_cleanly(tmp_path):
     runs = [dagster_materialize("raw_csv", env) for _ in range(2)]
     outputs = [run.communicate(timeout=300)[0].decode() for run in runs]
     assert all(run.returncode == 0 for run in runs), outputs
-    from recsys_pipeline.data.input_csv import read_histories
+    from recsys_pipeline.data.input_formats import read_histories
 
     artifacts = tmp_path / "data" / "artifacts"
     assert len(read_histories(artifacts / "raw_csv")) == 3000

@@ -6,9 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recsys_pipeline.data.input_csv import (
+from recsys_pipeline.data.input_csv import parse_sequences_csv
+from recsys_pipeline.data.input_formats import (
     InputFileError,
-    parse_sequences_csv,
+    parse_input,
     read_catalog,
     read_histories,
     write_parsed,
@@ -20,7 +21,7 @@ GOOD = tiny_rows(n_users=40)
 
 def parse_with(tmp_path: Path, bad_rows: list[list[object]], **kwargs) -> object:
     path = write_rows(tmp_path / "in.csv", GOOD + bad_rows)
-    return parse_sequences_csv(path, **kwargs)
+    return parse_input(path, **kwargs)
 
 
 def only_quarantined(parsed) -> tuple[str, str]:
@@ -104,6 +105,10 @@ def test_code_in_a_list_column_is_quarantined_and_never_runs(tmp_path):
     [
         ("5", "not a list but int"),
         ("[1, 'x']", "element 1 is not an integer id"),
+        ("['x', 1]", "element 1 is not a string id"),
+        ("['B01', 'B 02']", "element 1 is an id with whitespace"),
+        ("['B01', '']", "element 1 is an empty id"),
+        ("['<pad>']", "element 0 is an id with whitespace, '<' or '>'"),
         ("[1, 2.5]", "element 1 is not an integer id"),
         ("[1, True]", "element 1 is not an integer id"),
         ("[0, 1]", "element 0 is not a positive id"),
@@ -125,11 +130,46 @@ def test_ids_and_titles_of_different_lengths(tmp_path):
     assert only_quarantined(parsed) == ("history_item_title", "2 titles for 3 item ids")
 
 
-@pytest.mark.parametrize(("cell", "reason"), [("abc", "not an integer"), ("", "empty or NaN")])
+@pytest.mark.parametrize(("cell", "reason"), [("", "empty or NaN"), ("A 1", "with whitespace")])
 def test_bad_user_ids(tmp_path, cell, reason):
     parsed = parse_with(tmp_path, [[cell, "[1]", "['a']"]])
     field, why = only_quarantined(parsed)
     assert field == "user_id" and reason in why
+
+
+def test_one_string_user_id_makes_the_column_strings_exactly_as_written(tmp_path):
+    """The documented coercion for text columns: integers only when every id is one."""
+    parsed = parse_with(tmp_path, [["A3V6Z4RCDGRC44", "[1]", "['a']"], ["007", "[2]", "['b']"]])
+    users = parsed.histories.user_ids
+    assert users.dtype.kind == "U" and parsed.quarantined == []
+    assert users[:3].tolist() == ["0", "1", "2"] and users[-2:].tolist() == [
+        "A3V6Z4RCDGRC44",
+        "007",
+    ]
+
+
+def test_string_item_ids_keep_their_kind_everywhere(tmp_path):
+    rows = [
+        ["A3V6Z4RCDGRC44", "['B00004TFHE', 'B00000K2VK']", "['Zelda', 'Mario']"],
+        ["A1B2", "['B00000K2VK']", "['Mario']"],
+    ]
+    parsed = parse_sequences_csv(write_rows(tmp_path / "in.csv", rows))
+    assert parsed.histories.items.tolist() == ["B00004TFHE", "B00000K2VK", "B00000K2VK"]
+    assert parsed.titles == {"B00004TFHE": "Zelda", "B00000K2VK": "Mario"}
+    write_parsed(parsed, tmp_path)
+    back = read_histories(tmp_path)
+    assert back.user_ids.tolist() == ["A3V6Z4RCDGRC44", "A1B2"]
+    assert back.items.tolist() == parsed.histories.items.tolist()
+    assert read_catalog(tmp_path)[0].tolist() == ["B00000K2VK", "B00004TFHE"]  # sorted
+
+
+def test_integer_and_string_item_ids_in_one_column_is_an_error_naming_both_rows(tmp_path):
+    rows = [[1, "[1, 2]", "['a', 'b']"], [2, "[3]", "['c']"], [3, "['B01']", "['d']"]]
+    with pytest.raises(InputFileError) as error:
+        parse_sequences_csv(write_rows(tmp_path / "in.csv", rows))
+    message = str(error.value)
+    assert "field 'history_item_id'" in message
+    assert "integer item ids (line 2) and string item ids (line 4)" in message
 
 
 def test_nan_title_cell(tmp_path):
@@ -203,3 +243,10 @@ def test_a_large_file_streams(tmp_path):
         tracemalloc.stop()
     assert len(parsed.histories) == 20_000
     assert peak < size / 10, f"peak {peak / 1e6:.1f} MB for a {size / 1e6:.0f} MB file"
+
+
+def test_a_header_of_neither_format_names_both(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_text("user,items\n1,2\n")
+    with pytest.raises(InputFileError, match="missing required .* course CSV's columns .* log's"):
+        parse_input(path)

@@ -121,7 +121,7 @@ def test_a_history_longer_than_the_model_reads_keeps_the_most_recent_items(clien
         ({"history": [1], "k": 0}, 422, ['"k"', "greater than or equal to 1"]),
         ({"history": [1], "k": 101}, 422, ['"k"', "less than or equal to 100"]),
         ({"history": "abc"}, 422, ['"history"', "valid list"]),
-        ({"history": [1, "two"]}, 422, ['"history"', "valid integer"]),
+        ({"history": [1, "two"]}, 422, ["unknown item ids: ['two']"]),
         ({"history": [1], "k": "ten"}, 422, ['"k"']),
         ({}, 422, ["exactly one of history or user_id"]),
         ({"history": [1], "user_id": 1}, 422, ["exactly one of history or user_id"]),
@@ -161,7 +161,7 @@ def test_items_health_and_metrics(client):
     item = client.get("/items/1")
     assert item.status_code == 200 and item.json()["title"] and item.json()["purchases"] >= 0
     assert client.get("/items/424242").status_code == 404
-    assert client.get("/items/abc").status_code == 422
+    assert client.get("/items/abc").status_code == 404
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["model"] == "sft"
     assert health["catalog_size"] == 40 and health["known_users"] == 60
@@ -269,3 +269,23 @@ def test_the_service_binds_to_127_0_0_1_unless_told_otherwise(graph, tmp_path):
     )
     assert done.returncode != 0 and b"no served model under" in done.stderr
     assert b"make run" in done.stderr
+
+
+def test_string_ids_in_and_out(tmp_path):
+    from recsys_pipeline_tests.test_assets import string_rows
+
+    rows = string_rows()
+    write_rows(tmp_path / "in.csv", rows)
+    assert run_graph(resources(tmp_path), sft_checkpoint=FAST_SFT, dpo_checkpoint=SERVE_SFT).success
+    with TestClient(create_app(tmp_path / "data" / "artifacts", poll=False)) as client:
+        users, lists = read_top_k_csv(
+            tmp_path / "data" / "artifacts" / "predictions" / "predictions.csv"
+        )
+        answer = recommend(client, user_id=rows[0][0], exclude_history=False)
+        assert [i["item_id"] for i in answer["items"]] == lists[users.tolist().index(rows[0][0])]
+        asin = answer["items"][0]["item_id"]
+        assert isinstance(asin, str) and asin.startswith("B")
+        assert recommend(client, history=[asin])["items"][0]["item_id"] != asin
+        assert client.get(f"/items/{asin}").json()["item_id"] == asin
+        response = client.post("/recommend", json={"history": [asin, 12345]})
+        assert response.status_code == 422 and "unknown item ids: [12345]" in response.text

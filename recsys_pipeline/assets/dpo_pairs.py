@@ -54,8 +54,8 @@ def dpo_pairs(
     examples = [
         (
             " → ".join(title_of[i] for i in pairs.prompts[r].tolist()[-3:]),
-            title_of[int(pairs.chosen[r])],
-            f"{title_of[int(pairs.rejected[r])]} ({pairs.kind[r]})",
+            title_of[pairs.chosen[r].item()],
+            f"{title_of[pairs.rejected[r].item()]} ({pairs.kind[r]})",
         )
         for r in range(min(EXAMPLES_SHOWN, len(pairs)))
     ]

@@ -12,6 +12,7 @@ from recsys_pipeline.assets.failures import load_model
 from recsys_pipeline.assets.metadata import markdown_table
 from recsys_pipeline.assets.versions import data_version, published, reading
 from recsys_pipeline.automation import FOLLOW_INDEX
+from recsys_pipeline.data.histories import as_ids
 from recsys_pipeline.ranking.metrics import TOP_K
 from recsys_pipeline.resources import RecsysStorage
 from recsys_pipeline.settings import Settings
@@ -88,8 +89,8 @@ def predict(
 
     title_of = dict(zip(vocab.item_ids.tolist(), titles, strict=True))
     preview = [
-        (int(user), ", ".join(title_of[int(i)] for i in top[:3]) + ", ...")
-        for user, top in zip(histories.user_ids[:5], top_items[:5], strict=True)
+        (str(user), ", ".join(title_of[i] for i in top[:3]) + ", ...")
+        for user, top in zip(histories.user_ids[:5].tolist(), top_items[:5].tolist(), strict=True)
     ]
     return published(
         context,
@@ -122,11 +123,11 @@ def predictions_cover_users(
         users = read_split(inputs["sequences"]).full.user_ids
         predicted_users, lists = read_top_k_csv(inputs["predictions"] / PREDICTIONS_FILE)
     bad = [
-        int(user)
-        for user, items in zip(predicted_users, lists, strict=True)
+        user
+        for user, items in zip(predicted_users.tolist(), lists, strict=True)
         if len(items) != TOP_K
         or len(set(items)) != TOP_K
-        or not vocab.contains(np.array(items)).all()
+        or not vocab.contains(as_ids(items)).all()
     ]
     same_users = sorted(predicted_users.tolist()) == sorted(users.tolist())
     return dg.AssetCheckResult(

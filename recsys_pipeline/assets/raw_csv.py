@@ -1,6 +1,7 @@
-"""raw_csv: the input CSV parsed and validated into a typed table; input_file: the CSV itself, an
-observed source whose data version is the sha256 of its bytes."""
+"""raw_csv: the input parsed and validated into a typed table; input_file: the input file itself,
+an observed source whose data version is the sha256 of its bytes."""
 
+import hashlib
 from collections import Counter
 
 import dagster as dg
@@ -12,7 +13,7 @@ from recsys_pipeline.assets.plots import histogram_png
 from recsys_pipeline.assets.versions import published
 from recsys_pipeline.automation import OBSERVE, ON_UPSTREAM_CHANGE
 from recsys_pipeline.data.download import sha256_of
-from recsys_pipeline.data.input_csv import InputFileError, parse_sequences_csv, write_parsed
+from recsys_pipeline.data.input_formats import InputFileError, parse_input, write_parsed
 from recsys_pipeline.data.input_location import InputUnavailableError
 from recsys_pipeline.resources import InputSource, RecsysStorage
 from recsys_pipeline.settings import Settings
@@ -57,10 +58,12 @@ def raw_csv(
     storage: RecsysStorage,
     input_source: InputSource,
 ) -> dg.MaterializeResult:
-    """The purchase sequences CSV, validated: one typed row per user, malformed rows quarantined."""
+    """The purchases, validated: the course CSV or an interaction log, one typed row per user in
+    the input's own ids, malformed rows quarantined."""
+    items_file = input_source.items_path()
     with failing_clearly(InputFileError, InputUnavailableError):
         source = input_source.locate(storage.raw_dir)
-        parsed = parse_sequences_csv(source.path, config.max_quarantine_fraction)
+        parsed = parse_input(source.path, config.max_quarantine_fraction, items_file)
     if parsed.quarantined:
         context.log.warning(
             f"{len(parsed.quarantined)} of {parsed.rows_read} rows quarantined "
@@ -77,7 +80,12 @@ def raw_csv(
 
     metadata: dict[str, object] = {
         "dagster/row_count": len(parsed.histories),
-        "dagster/column_schema": schema(user_id="int64", item_ids="list<int64>"),
+        "dagster/column_schema": schema(
+            user_id=id_type(parsed.histories.user_ids),
+            item_ids=f"list<{id_type(parsed.histories.items)}>",
+        ),
+        "format": parsed.format,
+        **parsed.counts,
         "source": source.origin,
         "source_path": dg.MetadataValue.path(str(source.path)),
         "source_sha256": parsed.sha256,
@@ -106,8 +114,17 @@ def raw_csv(
     if source.build is not None:
         metadata["duplicate_reviews_dropped"] = source.build.duplicate_reviews
         metadata["items_without_title"] = source.build.items_without_title
-    # the fixed contract: raw_csv's data version is the sha256 of the bytes it read
-    return published(context, store, dg.DataVersion(parsed.sha256), metadata)
+    # the fixed contract: raw_csv's data version is the sha256 of the bytes it read (with an
+    # items file, of both files' digests: its titles are read too)
+    version = parsed.sha256
+    if items_file is not None:
+        version = hashlib.sha256(f"{version}:{sha256_of(items_file)}".encode()).hexdigest()
+        metadata["items_file_sha256"] = sha256_of(items_file)
+    return published(context, store, dg.DataVersion(version), metadata)
+
+
+def id_type(ids: object) -> str:
+    return "string" if ids.dtype.kind == "U" else "int64"
 
 
 def definitions(_settings: Settings) -> dg.Definitions:

@@ -6,7 +6,7 @@ import numpy as np
 from recsys_pipeline.assets.metadata import schema
 from recsys_pipeline.assets.versions import data_version, published, reading
 from recsys_pipeline.automation import ON_UPSTREAM_CHANGE
-from recsys_pipeline.data.input_csv import read_histories
+from recsys_pipeline.data.input_formats import read_histories
 from recsys_pipeline.data.split import MIN_SPLIT_LENGTH, Split, read_split, write_split
 from recsys_pipeline.resources import RecsysStorage
 from recsys_pipeline.settings import Settings
@@ -43,8 +43,8 @@ def sequences(context: dg.AssetExecutionContext, storage: RecsysStorage) -> dg.M
             "users_too_short_train_only": int((~split.splittable).sum()),
             "min_length_to_split": MIN_SPLIT_LENGTH,
             "train_interactions": int(split.train.lengths.sum()),
-            "valid_targets": int((split.valid_target >= 0).sum()),
-            "test_targets": int((split.test_target >= 0).sum()),
+            "valid_targets": int(split.splittable.sum()),
+            "test_targets": int(split.splittable.sum()),
             "longest_history": int(split.full.lengths.max()),
         },
     )
@@ -82,11 +82,7 @@ def split_counts_add_up(
     with reading(context, storage, "raw_csv", "sequences") as inputs:
         raw = read_histories(inputs["raw_csv"])
         split = read_split(inputs["sequences"])
-    parts = (
-        int(split.train.lengths.sum())
-        + int((split.valid_target >= 0).sum())
-        + int((split.test_target >= 0).sum())
-    )
+    parts = int(split.train.lengths.sum()) + 2 * int(split.splittable.sum())
     same_users = np.array_equal(raw.user_ids, split.full.user_ids)
     return dg.AssetCheckResult(
         passed=bool(parts == len(raw.items) and same_users),

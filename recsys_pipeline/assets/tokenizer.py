@@ -7,7 +7,7 @@ import numpy as np
 
 from recsys_pipeline.assets.versions import content_version, published, reading
 from recsys_pipeline.automation import ON_UPSTREAM_CHANGE
-from recsys_pipeline.data.input_csv import read_catalog
+from recsys_pipeline.data.input_formats import read_catalog
 from recsys_pipeline.data.split import read_split
 from recsys_pipeline.data.vocab import ItemVocab, load_vocab, save_vocab
 from recsys_pipeline.resources import RecsysStorage
@@ -33,7 +33,7 @@ def tokenizer(context: dg.AssetExecutionContext, storage: RecsysStorage) -> dg.M
         save_vocab(vocab, titles, folder)
     # the catalog's content, not the input's version: a new user who buys known items leaves
     # the tokenizer, and the enrichment that reads only it, as they were
-    catalog = hashlib.sha256(item_ids.astype("<i8").tobytes())
+    catalog = hashlib.sha256("\x00".join(map(str, item_ids.tolist())).encode())
     catalog.update("\x00".join(titles).encode())
     return published(
         context,

@@ -2,7 +2,7 @@
 
 The builder turns the reviews (JSON lines) and the item metadata (JSON lines) into the original
 project's CSV: one row per reviewer, items in ``unixReviewTime`` order (ties by asin), titles from
-the metadata, ids 1..N by first appearance.
+the metadata; reviewer ids and ASINs stay as the dump has them.
 """
 
 from __future__ import annotations
@@ -70,23 +70,21 @@ def build_sequences_csv(reviews_gz: Path, meta_gz: Path, out_csv: Path) -> Build
         if asin in wanted and asin not in titles:
             titles[asin] = html.unescape(str(meta.get("title") or "")).strip()
 
-    item_ids: dict[str, int] = {}
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_csv.with_name(out_csv.name + ".tmp")
     interactions = 0
     with tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["user_id", "history_item_id", "history_item_title"])
-        for user_id, items in enumerate(per_user.values()):
+        for reviewer, items in per_user.items():
             ordered = sorted(items, key=lambda asin: (items[asin], asin))
-            ids = [item_ids.setdefault(asin, len(item_ids) + 1) for asin in ordered]
-            writer.writerow([user_id, str(ids), str([titles.get(a, "") for a in ordered])])
-            interactions += len(ids)
+            writer.writerow([reviewer, str(ordered), str([titles.get(a, "") for a in ordered])])
+            interactions += len(ordered)
     os.replace(tmp, out_csv)
     return BuildStats(
         users=len(per_user),
-        items=len(item_ids),
+        items=len(wanted),
         interactions=interactions,
         duplicate_reviews=duplicates,
-        items_without_title=sum(1 for asin in item_ids if not titles.get(asin)),
+        items_without_title=sum(1 for asin in wanted if not titles.get(asin)),
     )

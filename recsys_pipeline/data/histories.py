@@ -1,4 +1,8 @@
-"""Per-user item sequences in compressed-sparse-row form, and their Arrow list-column form."""
+"""Per-user item sequences in compressed-sparse-row form, and their Arrow list-column form.
+
+User and item ids are the input's own: integers (int64 arrays) or strings (numpy unicode
+arrays), never renumbered; every operation here only moves them.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,28 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+
+
+def as_ids(values: object) -> np.ndarray:
+    """Ids as an array of their own kind: int64 when they are integers, else unicode strings."""
+    array = np.asarray(values)
+    if array.dtype.kind in "iu":
+        return array.astype(np.int64, copy=False)
+    if array.dtype.kind == "b":
+        raise ValueError("ids must be integers or strings, not booleans")
+    if (
+        array.dtype.kind == "O"
+        and len(array)
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in array.tolist())
+    ):
+        return array.astype(np.int64)
+    if array.dtype.kind == "U":
+        return array
+    return array.astype(str) if len(array) else np.empty(0, dtype=np.int64)
+
+
+def ids_from_arrow(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return as_ids(array.to_numpy(zero_copy_only=False))
 
 
 @dataclass(frozen=True)
@@ -38,21 +64,21 @@ class Histories:
         )
 
     @classmethod
-    def from_lists(cls, user_ids: list[int], sequences: list[list[int]]) -> Histories:
+    def from_lists(cls, user_ids: list, sequences: list[list]) -> Histories:
         lengths = np.array([len(s) for s in sequences], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        items = np.array([i for s in sequences for i in s], dtype=np.int64)
-        return cls(np.asarray(user_ids, dtype=np.int64), offsets, items)
+        items = as_ids([i for s in sequences for i in s])
+        return cls(as_ids(list(user_ids)), offsets, items)
 
     def to_arrow(self) -> pa.ListArray:
-        return pa.ListArray.from_arrays(pa.array(self.offsets), pa.array(self.items, pa.int64()))
+        return pa.ListArray.from_arrays(pa.array(self.offsets), pa.array(self.items))
 
     @classmethod
     def from_arrow(cls, user_ids: pa.ChunkedArray, lists: pa.ChunkedArray) -> Histories:
         combined = lists.combine_chunks()
         offsets = combined.offsets.to_numpy().astype(np.int64)
-        items = combined.values.to_numpy()[offsets[0] : offsets[-1]].astype(np.int64)
-        return cls(user_ids.to_numpy().astype(np.int64), offsets - offsets[0], items)
+        items = ids_from_arrow(combined.values)[offsets[0] : offsets[-1]]
+        return cls(ids_from_arrow(user_ids), offsets - offsets[0], items)
 
     def _select(
         self, starts: np.ndarray, lengths: np.ndarray, user_ids: np.ndarray | None = None
@@ -86,7 +112,7 @@ class Histories:
         keep = columns != skip
         lengths = self.lengths + keep.sum(axis=1)
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        items = np.empty(offsets[-1], dtype=np.int64)
+        items = np.empty(offsets[-1], dtype=np.result_type(self.items, columns))
         old_position = np.arange(len(self.items)) - np.repeat(self.offsets[:-1], self.lengths)
         items[np.repeat(offsets[:-1], self.lengths) + old_position] = self.items
         extra_start = offsets[:-1] + self.lengths

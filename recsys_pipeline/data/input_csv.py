@@ -1,10 +1,6 @@
-"""Parse and validate the input CSV (``user_id,history_item_id,history_item_title``).
-
-The file is read row by row (a 2 GB file streams; only the parsed integers and one title per item
-stay in memory). Problems with the file as a whole raise :class:`InputFileError` naming the file,
-line and field. Problems confined to one row quarantine that row with a reason; too many
-quarantined rows is again an error, because then the file is probably not what the user meant.
-"""
+"""Parse and validate the course CSV (``user_id,history_item_id,history_item_title``): one row
+per user, list literals. The file is read row by row (a 2 GB file streams; only the parsed ids and
+one title per item stay in memory). The id rules and the errors are ``input_formats.py``'s."""
 
 from __future__ import annotations
 
@@ -18,76 +14,46 @@ import re
 from array import array
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from recsys_pipeline.data.histories import Histories
+from recsys_pipeline.data.histories import Histories, as_ids
+from recsys_pipeline.data.input_formats import (
+    SEQUENCE_COLUMNS,
+    HashingReader,
+    InputFileError,
+    ParsedSequences,
+    QuarantinedRow,
+    RowError,
+    most_frequent_titles,
+    string_id_problem,
+    text_ids,
+)
 
 USER_COLUMN = "user_id"
 ITEMS_COLUMN = "history_item_id"
 TITLES_COLUMN = "history_item_title"
-REQUIRED_COLUMNS = (USER_COLUMN, ITEMS_COLUMN, TITLES_COLUMN)
+REQUIRED_COLUMNS = SEQUENCE_COLUMNS
 
 # One field may hold a whole user history; csv's default limit (128 KiB) is too small for that.
 MAX_FIELD_BYTES = 64 * 1024 * 1024
 _SURROGATE = re.compile("[\udc80-\udcff]")
 _MISSING_MARKERS = {"", "nan", "none", "null", "na", "n/a"}
-_QUARANTINE_EXAMPLES = 5
-
-
-class InputFileError(ValueError):
-    """The input file cannot be used; the message names the file, line and field."""
-
-    def __init__(self, path: Path, message: str, line: int | None = None, field: str | None = None):
-        where = str(path)
-        if line is not None:
-            where += f", line {line}"
-        if field is not None:
-            where += f", field '{field}'"
-        super().__init__(f"{where}: {message}")
-        self.path, self.line, self.field = path, line, field
-
-
-class RowError(ValueError):
-    def __init__(self, field: str, reason: str):
-        super().__init__(reason)
-        self.field, self.reason = field, reason
-
-
-@dataclass(frozen=True)
-class QuarantinedRow:
-    line: int
-    field: str
-    reason: str
-    user_id: str  # the raw cell, cut short: the row may not even have a valid id
-
-
-@dataclass
-class ParsedSequences:
-    histories: Histories  # valid rows only
-    titles: dict[int, str]  # one title per item id
-    rows_read: int
-    sha256: str  # of the bytes parsed: the data version of raw_csv
-    quarantined: list[QuarantinedRow] = field(default_factory=list)
-    title_conflicts: int = 0  # items seen with more than one distinct title
-    ignored_columns: list[str] = field(default_factory=list)
 
 
 def _is_missing(cell: str) -> bool:
     return cell.strip().lower() in _MISSING_MARKERS
 
 
-def _parse_user_id(cell: str) -> int:
+def _parse_user_id(cell: str) -> str:
+    """The id as written (its kind is the whole column's, decided at the end)."""
     if _is_missing(cell):
         raise RowError(USER_COLUMN, "empty or NaN cell")
-    try:
-        return int(cell.strip())
-    except ValueError:
-        raise RowError(USER_COLUMN, f"not an integer: {cell.strip()[:40]!r}") from None
+    user = cell.strip()
+    if (problem := string_id_problem(user)) is not None:
+        raise RowError(USER_COLUMN, problem)
+    return user
 
 
 def _literal_list(cell: str, column: str, try_json: bool) -> list:
@@ -110,14 +76,21 @@ def _literal_list(cell: str, column: str, try_json: bool) -> list:
     return list(value)
 
 
-def _parse_items(cell: str) -> list[int]:
+def _parse_items(cell: str) -> list[int] | list[str]:
+    """Integer ids (positive) or string ids, one kind per history."""
     items = _literal_list(cell, ITEMS_COLUMN, try_json=True)
     if not items:
         raise RowError(ITEMS_COLUMN, "empty history")
+    strings = isinstance(items[0], str)
     for position, item in enumerate(items):
-        if isinstance(item, bool) or not isinstance(item, int):
+        if strings:
+            if not isinstance(item, str):
+                raise RowError(ITEMS_COLUMN, f"element {position} is not a string id: {item!r:.40}")
+            if (problem := string_id_problem(item)) is not None:
+                raise RowError(ITEMS_COLUMN, f"element {position} is {problem}")
+        elif isinstance(item, bool) or not isinstance(item, int):
             raise RowError(ITEMS_COLUMN, f"element {position} is not an integer id: {item!r:.40}")
-        if item <= 0:
+        elif item <= 0:
             raise RowError(ITEMS_COLUMN, f"element {position} is not a positive id: {item}")
     return items
 
@@ -132,32 +105,12 @@ def _parse_titles(cell: str, n_items: int) -> list[str]:
     return [html.unescape(title).strip() for title in titles]
 
 
-class _Hashing(io.RawIOBase):
-    """A binary file that feeds every byte it reads into ``digest``."""
-
-    def __init__(self, raw: io.RawIOBase, digest: hashlib._Hash) -> None:
-        self.raw, self.digest = raw, digest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:
-        count = self.raw.readinto(buffer)
-        if count:
-            self.digest.update(memoryview(buffer)[:count])
-        return count
-
-    def close(self) -> None:
-        self.raw.close()
-        super().close()
-
-
 def _rows(path: Path, digest: hashlib._Hash) -> Iterator[tuple[int, list[str]]]:
     """(first line number, cells) of each record; header first. ``digest`` sees the file's
     bytes as they are read: at the end it is the digest of exactly what was parsed."""
     # utf-8-sig drops a BOM; surrogateescape lets one bad byte quarantine its row instead of
     # aborting the whole file; newline="" lets csv handle CRLF and quoted line breaks.
-    binary = io.BufferedReader(_Hashing(path.open("rb", buffering=0), digest), 1 << 20)
+    binary = io.BufferedReader(HashingReader(path.open("rb", buffering=0), digest), 1 << 20)
     with io.TextIOWrapper(
         binary, encoding="utf-8-sig", errors="surrogateescape", newline=""
     ) as handle:
@@ -191,8 +144,9 @@ def _read_header(path: Path, rows: Iterator[tuple[int, list[str]]]) -> list[str]
     raise InputFileError(path, "the file is empty (expected a header and at least one row)")
 
 
-def parse_sequences_csv(path: Path, max_quarantine_fraction: float = 0.1) -> ParsedSequences:
-    """Parse the input CSV; raise InputFileError when the file as a whole is unusable."""
+def parse_sequences_csv(path: Path) -> ParsedSequences:
+    """Parse the course CSV; raise InputFileError when the file as a whole is unusable (the share
+    of quarantined rows is checked by ``input_formats.parse_input``)."""
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "file not found")
@@ -204,11 +158,12 @@ def parse_sequences_csv(path: Path, max_quarantine_fraction: float = 0.1) -> Par
     col = {name: header.index(name) for name in REQUIRED_COLUMNS}
     ignored = [name for name in header if name not in REQUIRED_COLUMNS]
 
-    user_ids = array("q")
+    user_ids: list[str] = []
     offsets = array("q", [0])
-    items = array("q")
-    title_counts: dict[int, Counter[str]] = {}
-    first_line_of_user: dict[int, int] = {}
+    items: array | list = array("q")  # a list once string ids appear
+    first_line_of_kind: dict[bool, int] = {}  # string ids? -> the first line with that kind
+    title_counts: dict[object, Counter[str]] = {}
+    first_line_of_user: dict[str, int] = {}
     quarantined: list[QuarantinedRow] = []
     rows_read = 0
 
@@ -234,6 +189,18 @@ def parse_sequences_csv(path: Path, max_quarantine_fraction: float = 0.1) -> Par
         except RowError as exc:
             quarantined.append(QuarantinedRow(line, exc.field, exc.reason, raw_user))
             continue
+        strings = isinstance(history[0], str)
+        first_line_of_kind.setdefault(strings, line)
+        if len(first_line_of_kind) > 1:
+            raise InputFileError(
+                path,
+                f"mixes integer item ids (line {first_line_of_kind[False]}) and string item ids "
+                f"(line {first_line_of_kind[True]}): use one kind for the whole column",
+                line=line,
+                field=ITEMS_COLUMN,
+            )
+        if strings and isinstance(items, array):
+            items = list(items)
         first_line_of_user[user] = line
         user_ids.append(user)
         items.extend(history)
@@ -246,81 +213,20 @@ def parse_sequences_csv(path: Path, max_quarantine_fraction: float = 0.1) -> Par
 
     if rows_read == 0:
         raise InputFileError(path, "the file has a header but no data rows", line=2)
-    if len(user_ids) == 0 or len(quarantined) > max_quarantine_fraction * rows_read:
-        examples = "; ".join(
-            f"line {q.line}, field '{q.field}': {q.reason}"
-            for q in quarantined[:_QUARANTINE_EXAMPLES]
-        )
-        raise InputFileError(
-            path,
-            f"{len(quarantined)} of {rows_read} rows are invalid (more than "
-            f"{max_quarantine_fraction:.0%} allowed); first: {examples}",
-            line=quarantined[0].line,
-            field=quarantined[0].field,
-        )
-
-    # Most frequent title per id; Counter keeps first-seen order, so ties go to the first seen.
-    titles = {item: counts.most_common(1)[0][0] for item, counts in title_counts.items()}
+    titles, conflicts = most_frequent_titles(title_counts)
     return ParsedSequences(
         histories=Histories(
-            user_ids=np.frombuffer(user_ids, dtype=np.int64).copy(),
+            user_ids=text_ids(user_ids) if user_ids else np.empty(0, dtype=np.int64),
             offsets=np.frombuffer(offsets, dtype=np.int64).copy(),
-            items=np.frombuffer(items, dtype=np.int64).copy(),
+            items=np.frombuffer(items, dtype=np.int64).copy()
+            if isinstance(items, array)
+            else as_ids(items),
         ),
         titles=titles,
         rows_read=rows_read,
         sha256=digest.hexdigest(),
+        format="sequences",
         quarantined=quarantined,
-        title_conflicts=sum(len(counts) > 1 for counts in title_counts.values()),
+        title_conflicts=conflicts,
         ignored_columns=ignored,
     )
-
-
-# --- parquet form of the parsed table ---------------------------------------------------------
-
-USERS_FILE = "users.parquet"
-ITEMS_FILE = "items.parquet"
-QUARANTINE_FILE = "quarantine.parquet"
-
-
-def write_parsed(parsed: ParsedSequences, folder: Path) -> None:
-    histories = parsed.histories
-    pq.write_table(
-        pa.table({"user_id": pa.array(histories.user_ids), "item_ids": histories.to_arrow()}),
-        folder / USERS_FILE,
-    )
-    item_ids = sorted(parsed.titles)
-    pq.write_table(
-        pa.table(
-            {
-                "item_id": pa.array(item_ids, pa.int64()),
-                "title": pa.array([parsed.titles[i] for i in item_ids], pa.string()),
-            }
-        ),
-        folder / ITEMS_FILE,
-    )
-    pq.write_table(
-        pa.Table.from_pylist(
-            [vars(q) for q in parsed.quarantined],
-            schema=pa.schema(
-                [
-                    ("line", pa.int64()),
-                    ("field", pa.string()),
-                    ("reason", pa.string()),
-                    ("user_id", pa.string()),
-                ]
-            ),
-        ),
-        folder / QUARANTINE_FILE,
-    )
-
-
-def read_histories(folder: Path) -> Histories:
-    table = pq.read_table(folder / USERS_FILE)
-    return Histories.from_arrow(table.column("user_id"), table.column("item_ids"))
-
-
-def read_catalog(folder: Path) -> tuple[np.ndarray, list[str]]:
-    """(sorted item ids, titles) of the raw_csv artifact."""
-    table = pq.read_table(folder / ITEMS_FILE)
-    return table.column("item_id").to_numpy(), table.column("title").to_pylist()

@@ -10,8 +10,9 @@ from recsys_pipeline.data.amazon import META_URL, REVIEWS_URL, BuildStats, build
 from recsys_pipeline.data.download import Downloaded, DownloadError, download
 
 HOW_TO_POINT = (
-    "Point RECSYS_RAW_CSV at a CSV with columns user_id,history_item_id,history_item_title "
-    "(e.g. RECSYS_RAW_CSV=../shared/data/amazon-games/sequences.csv), or place one at {default}."
+    "Point RECSYS_RAW_CSV at a CSV with columns user_id,history_item_id,history_item_title, or "
+    "at an interaction log with columns user_id,item_id,timestamp[,title] (CSV or parquet; e.g. "
+    "RECSYS_RAW_CSV=../shared/data/amazon-games/sequences.csv), or place one at {default}."
 )
 
 

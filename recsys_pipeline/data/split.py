@@ -13,10 +13,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recsys_pipeline.data.histories import Histories
+from recsys_pipeline.data.histories import Histories, ids_from_arrow
 
 MIN_SPLIT_LENGTH = 3
-NO_TARGET = -1
+NO_TARGET = -1  # for integer ids; string ids use "" (an empty id is never valid input)
 SPLIT_FILE = "sequences.parquet"
 
 Stage = Literal["valid", "test", "next"]
@@ -48,9 +48,15 @@ class Split:
         has = self.splittable
         return self.inputs_for("valid").rows_where(has), self.valid_target[has]
 
+    @property
+    def no_target(self) -> int | str:
+        return no_target_for(self.full.items)
+
     def _target(self, from_end: int) -> np.ndarray:
         index = np.maximum(self.full.offsets[1:] - from_end, 0)
-        return np.where(self.splittable, self.full.items[index], NO_TARGET).astype(np.int64)
+        if not len(self.full.items):
+            return np.full(len(self.full), self.no_target)
+        return np.where(self.splittable, self.full.items[index], self.no_target)
 
     def inputs_for(self, stage: Stage) -> Histories:
         """The history a model reads to predict the ``stage`` target ("next": the future)."""
@@ -61,14 +67,18 @@ class Split:
         return self.full
 
 
+def no_target_for(ids: np.ndarray) -> int | str:
+    return "" if ids.dtype.kind == "U" else NO_TARGET
+
+
 def write_split(split: Split, folder: Path) -> None:
     valid, test = split.valid_target, split.test_target
     table = pa.table(
         {
             "user_id": pa.array(split.full.user_ids),
             "train_item_ids": split.train.to_arrow(),
-            "valid_item_id": pa.array(valid, mask=valid == NO_TARGET),
-            "test_item_id": pa.array(test, mask=test == NO_TARGET),
+            "valid_item_id": pa.array(valid, mask=~split.splittable),
+            "test_item_id": pa.array(test, mask=~split.splittable),
         }
     )
     pq.write_table(table, folder / SPLIT_FILE)
@@ -77,6 +87,10 @@ def write_split(split: Split, folder: Path) -> None:
 def read_split(folder: Path) -> Split:
     table = pq.read_table(folder / SPLIT_FILE)
     train = Histories.from_arrow(table.column("user_id"), table.column("train_item_ids"))
-    valid = table.column("valid_item_id").fill_null(NO_TARGET).to_numpy()
-    test = table.column("test_item_id").fill_null(NO_TARGET).to_numpy()
-    return Split(full=train.append(np.stack([valid, test], axis=1), skip=NO_TARGET))
+    strings = pa.types.is_string(table.schema.field("valid_item_id").type)
+    missing = "" if strings else NO_TARGET
+    valid, test = (
+        ids_from_arrow(table.column(name).fill_null(missing))
+        for name in ("valid_item_id", "test_item_id")
+    )
+    return Split(full=train.append(np.stack([valid, test], axis=1), skip=missing))

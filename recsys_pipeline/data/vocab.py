@@ -2,6 +2,8 @@
 
 Token ids: PAD = 0, then one token per item id in ascending item-id order (so a smaller token id
 always means a smaller item id, which keeps the tie rule of the metrics), then UNK, BOS, EOS.
+Item ids are the input's own, integers or strings (ASINs, SKUs); the catalog beside the tokenizer
+maps them to their tokens.
 Nothing here knows how many items there are: every constant comes from the catalog.
 Item tokens are spelled ``<123>`` and split by a regex pre-tokenizer, so ``"<1><22>"`` and
 ``"<1> <22>"`` both encode to two items and concatenating two encoded strings never merges tokens.
@@ -17,6 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from recsys_pipeline.data.histories import as_ids, ids_from_arrow
+
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
@@ -24,18 +28,21 @@ PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 CATALOG_FILE = "catalog.parquet"
 
 
-def item_token(item_id: int) -> str:
+def item_token(item_id: int | str) -> str:
     return f"<{item_id}>"
 
 
 @dataclass(frozen=True)
 class ItemVocab:
-    item_ids: np.ndarray  # sorted; token id of item_ids[j] is j + 1
+    item_ids: np.ndarray  # sorted int64 or unicode ids; token id of item_ids[j] is j + 1
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "item_ids", as_ids(self.item_ids))
         ids = self.item_ids
-        if len(ids) == 0 or ids[0] <= 0 or np.any(np.diff(ids) <= 0):
-            raise ValueError("item ids must be positive, unique and sorted")
+        if len(ids) == 0 or np.any(ids[1:] <= ids[:-1]):
+            raise ValueError("item ids must be unique and sorted")
+        if ids.dtype.kind == "i" and ids[0] <= 0:
+            raise ValueError("integer item ids must be positive (0 is the padding token)")
 
     @property
     def n_items(self) -> int:
@@ -63,9 +70,17 @@ class ItemVocab:
     def item_token_ids(self) -> np.ndarray:
         return np.arange(1, self.n_items + 1)
 
+    @property
+    def string_ids(self) -> bool:
+        return self.item_ids.dtype.kind == "U"
+
     def encode(self, item_ids: np.ndarray) -> np.ndarray:
-        """Item ids -> token ids; ids outside the catalog become UNK."""
-        item_ids = np.asarray(item_ids, dtype=np.int64)
+        """Item ids -> token ids; ids outside the catalog (or of the other kind) become UNK."""
+        item_ids = as_ids(item_ids)
+        if not len(item_ids):
+            return np.empty(0, dtype=np.int64)
+        if item_ids.dtype.kind != self.item_ids.dtype.kind:  # never in this catalog
+            return np.full(len(item_ids), self.unk_token_id)
         position = np.searchsorted(self.item_ids, item_ids)
         clipped = np.minimum(position, self.n_items - 1)
         known = self.item_ids[clipped] == item_ids
@@ -85,8 +100,8 @@ class ItemVocab:
         vocab = {PAD: self.pad_token_id}
         vocab.update(
             {
-                item_token(int(i)): t
-                for i, t in zip(self.item_ids, self.item_token_ids, strict=False)
+                item_token(i): t
+                for i, t in zip(self.item_ids.tolist(), self.item_token_ids, strict=True)
             }
         )
         vocab.update({UNK: self.unk_token_id, BOS: self.bos_token_id, EOS: self.eos_token_id})
@@ -126,7 +141,7 @@ def save_vocab(vocab: ItemVocab, titles: list[str], folder: Path) -> None:
         pa.table(
             {
                 "token_id": pa.array(vocab.item_token_ids, pa.int64()),
-                "item_id": pa.array(vocab.item_ids, pa.int64()),
+                "item_id": pa.array(vocab.item_ids),
                 "title": pa.array(titles, pa.string()),
             }
         ),
@@ -136,7 +151,7 @@ def save_vocab(vocab: ItemVocab, titles: list[str], folder: Path) -> None:
 
 def load_vocab(folder: Path) -> ItemVocab:
     table = pq.read_table(folder / CATALOG_FILE, columns=["item_id"])
-    return ItemVocab(item_ids=table.column("item_id").to_numpy())
+    return ItemVocab(item_ids=ids_from_arrow(table.column("item_id")))
 
 
 def load_titles(folder: Path) -> list[str]:

@@ -242,8 +242,8 @@ def write_facts(folder: Path, item_ids: np.ndarray, results: list[tuple[ItemFact
     """One row per catalog item: its facts and how they were found (llm, rules, ...)."""
     table = pa.Table.from_pylist(
         [
-            {"item_id": int(i), "status": status, **facts.model_dump()}
-            for i, (facts, status) in zip(item_ids, results, strict=True)
+            {"item_id": i, "status": status, **facts.model_dump()}
+            for i, (facts, status) in zip(item_ids.tolist(), results, strict=True)
         ]
     )
     pq.write_table(table, folder / FACTS_FILE)

@@ -72,7 +72,7 @@ def known_shares(merged: list[ItemFacts]) -> dict[str, float]:
 
 def write_profiles(folder: Path, item_ids: np.ndarray, profiles: list[str]) -> None:
     pq.write_table(
-        pa.table({"item_id": pa.array(item_ids, pa.int64()), "profile": pa.array(profiles)}),
+        pa.table({"item_id": pa.array(item_ids), "profile": pa.array(profiles)}),
         folder / PROFILES_FILE,
     )
 

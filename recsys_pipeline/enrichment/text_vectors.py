@@ -174,7 +174,7 @@ def write_vectors(folder: Path, vectors: np.ndarray, vocab: ItemVocab, source: n
     pq.write_table(
         pa.table(
             {
-                "item_id": pa.array(vocab.item_ids, pa.int64()),
+                "item_id": pa.array(vocab.item_ids),
                 "row": pa.array(np.arange(vocab.n_items), pa.int64()),
                 "source": pa.array(source, pa.string()),
             }

@@ -184,7 +184,7 @@ def write_summaries(
     """One row per catalog item: the title asked for, how it went, the article and its extract."""
     table = pa.table(
         {
-            "item_id": pa.array(item_ids, pa.int64()),
+            "item_id": pa.array(item_ids),
             "query": pa.array(queries, pa.string()),
             "status": pa.array([a.status if a else MISSING for a in answers], pa.string()),
             "article": pa.array([a.title if a else None for a in answers], pa.string()),

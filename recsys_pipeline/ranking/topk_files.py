@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+import ast
 import csv
-import json
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +18,13 @@ def write_top_k_csv(path: Path, user_ids: np.ndarray, top_items: np.ndarray) -> 
             writer.writerow([user, str(items)])
 
 
-def read_top_k_csv(path: Path) -> tuple[np.ndarray, list[list[int]]]:
+def read_top_k_csv(path: Path) -> tuple[np.ndarray, list[list]]:
+    """(user ids, their lists), ids of the kinds they were written with."""
+    from recsys_pipeline.data.input_formats import text_ids
+
     user_ids, lists = [], []
     with path.open(newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
-            user_ids.append(int(row["user_id"]))
-            lists.append(json.loads(row["item_id"]))
-    return np.array(user_ids, dtype=np.int64), lists
+            user_ids.append(row["user_id"])
+            lists.append(ast.literal_eval(row["item_id"]))
+    return text_ids(user_ids), lists

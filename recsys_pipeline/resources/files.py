@@ -11,7 +11,8 @@ from recsys_pipeline.data.input_location import InputCsv, locate_input_csv
 class InputSource(dg.ConfigurableResource):
     """Where raw_csv reads from; the dump URLs are configurable so tests can serve them locally."""
 
-    raw_csv: str | None = None  # RECSYS_RAW_CSV
+    raw_csv: str | None = None  # RECSYS_RAW_CSV: the course CSV or an interaction log
+    items_csv: str | None = None  # RECSYS_ITEMS_CSV: item_id,title, when titles come apart
     offline: bool = False  # RECSYS_OFFLINE
     reviews_url: str = REVIEWS_URL
     meta_url: str = META_URL
@@ -21,6 +22,9 @@ class InputSource(dg.ConfigurableResource):
     def input_path(self, raw_dir: Path) -> Path:
         """The CSV raw_csv reads when it exists (no download is attempted here)."""
         return Path(self.raw_csv).resolve() if self.raw_csv else raw_dir / "sequences.csv"
+
+    def items_path(self) -> Path | None:
+        return Path(self.items_csv).resolve() if self.items_csv else None
 
     def locate(self, raw_dir: Path) -> InputCsv:
         return locate_input_csv(

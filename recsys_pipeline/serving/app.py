@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1 << 20
 MAX_K = 100
 MAX_BATCH = 1024
-ItemId = int
+ItemId = int | str  # the catalog's own ids: integers or strings (ASINs, SKUs)
 
 
 class RecommendRequest(BaseModel):
@@ -52,7 +52,7 @@ class RecommendRequest(BaseModel):
     history: list[ItemId] | None = Field(
         None, description="item ids, oldest first; the most recent ones the model reads are used"
     )
-    user_id: int | None = Field(None, description="a known user: their whole history is used")
+    user_id: int | str | None = Field(None, description="a known user: their whole history is used")
     k: Annotated[int, Field(ge=1, le=MAX_K)] = 10
     exclude_history: bool = Field(True, description="never recommend an item of the history")
 
@@ -233,15 +233,15 @@ class Batcher:
 def history_of(bundle: Bundle, request: RecommendRequest) -> list[ItemId]:
     """The history a request asks about; a 404 or 422 naming what is unknown."""
     if request.user_id is not None:
-        if request.user_id not in bundle.histories:
+        user = bundle.user_key(request.user_id)
+        if user not in bundle.histories:
             raise HTTPException(404, f"user_id {request.user_id} is not a known user")
-        return bundle.histories[request.user_id].tolist()
+        return bundle.histories[user].tolist()
     try:
-        bundle.check_items(request.history)
+        return bundle.known_items(request.history)
     except UnknownItems as exc:
         detail = {"loc": ["body", "history"], "msg": str(exc), "unknown": exc.ids}
         raise HTTPException(422, detail) from None
-    return request.history
 
 
 async def respond(
@@ -367,12 +367,11 @@ def create_app(root: Path, poll_seconds: float = 5.0, poll: bool = True) -> Fast
     @app.get("/items/{item_id}", response_model=ItemInfo)
     def item(item_id: ItemId) -> ItemInfo:
         bundle = server.bundle
-        if item_id not in bundle.titles:
+        key = bundle.item_key(item_id)
+        if key not in bundle.titles:
             raise HTTPException(404, f"item_id {item_id} is not in the catalog")
         return ItemInfo(
-            item_id=item_id,
-            title=bundle.titles[item_id],
-            purchases=bundle.popularity_counts[item_id],
+            item_id=key, title=bundle.titles[key], purchases=bundle.popularity_counts[key]
         )
 
     @app.get("/health")

@@ -15,6 +15,7 @@ import numpy as np
 
 from recsys_pipeline.data.artifacts import ArtifactStore
 from recsys_pipeline.data.histories import Histories
+from recsys_pipeline.data.input_formats import CANONICAL_INT
 from recsys_pipeline.data.vocab import ItemVocab
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")
@@ -28,9 +29,12 @@ class UnknownItems(ValueError):
         self.ids = ids
 
 
+Id = int | str
+
+
 @dataclass(frozen=True)
 class Recommendation:
-    item_ids: list[int]
+    item_ids: list[Id]
     scores: list[float]
     fallback: str | None  # "popularity" for an empty history
     history_used: int  # items the model read (the most recent ones)
@@ -45,27 +49,42 @@ class Bundle:
     index_kind: str
     model: object
     vocab: ItemVocab
-    titles: dict[int, str]
+    titles: dict[Id, str]
     index: object
-    histories: dict[int, np.ndarray]  # known users' whole histories
+    histories: dict[Id, np.ndarray]  # known users' whole histories
     popularity: np.ndarray  # item ids, most bought first (the empty-history answer)
-    popularity_counts: dict[int, int]
+    popularity_counts: dict[Id, int]
     max_history_length: int
     loaded_at: float = field(default_factory=time.time)
 
-    def check_items(self, history: list[int]) -> None:
-        unknown = [i for i in dict.fromkeys(history) if i in SPECIAL_TOKENS or i not in self.titles]
+    def item_key(self, item_id: Id) -> Id:
+        """``item_id`` as the catalog's kind where it can be (7 for "7" in an integer catalog,
+        "7" for 7 in a string one): JSON clients do not always keep an id's type."""
+        return _as_kind(item_id, self.vocab.string_ids)
+
+    def user_key(self, user_id: Id) -> Id:
+        strings = bool(self.histories) and isinstance(next(iter(self.histories)), str)
+        return _as_kind(user_id, strings)
+
+    def known_items(self, history: list[Id]) -> list[Id]:
+        """The history in the catalog's ids; UnknownItems lists the ids it does not hold."""
+        keys = [self.item_key(i) for i in history]
+        unknown = [
+            i
+            for i, key in dict(zip(history, keys, strict=True)).items()
+            if key in SPECIAL_TOKENS or key not in self.titles
+        ]
         if unknown:
-            raise UnknownItems(unknown)
+            raise UnknownItems(list(dict.fromkeys(unknown)))
+        return keys
 
     def recommend(
-        self, histories: list[list[int]], k: int, exclude_history: bool
+        self, histories: list[list[Id]], k: int, exclude_history: bool
     ) -> list[Recommendation]:
         """One pass through the model for every non-empty history; empty ones get popularity."""
         from recsys_pipeline.ranking.retrieval import recommend
 
-        for history in histories:
-            self.check_items(history)
+        histories = [self.known_items(history) for history in histories]
         rows = [i for i, h in enumerate(histories) if h]
         found = None
         if rows:
@@ -84,7 +103,7 @@ class Bundle:
         for row, history in enumerate(histories):
             if not history:
                 top = self.popularity[:k]
-                counts = [float(self.popularity_counts[int(i)]) for i in top]
+                counts = [float(self.popularity_counts[i]) for i in top.tolist()]
                 out[row] = Recommendation(top.tolist(), counts, "popularity", 0, False)
         return out
 
@@ -121,13 +140,21 @@ def load_bundle(store: ArtifactStore, version: str) -> Bundle:
         vocab=vocab,
         titles=titles,
         index=index,
-        histories={int(u): full[r] for r, u in enumerate(full.user_ids.tolist())},
+        histories={u: full[r] for r, u in enumerate(full.user_ids.tolist())},
         popularity=vocab.item_ids[order],
         popularity_counts=dict(
             zip(vocab.item_ids.tolist(), counts.astype(int).tolist(), strict=True)
         ),
         max_history_length=model.config.max_history_length,
     )
+
+
+def _as_kind(value: Id, strings: bool) -> Id:
+    if strings:
+        return str(value)
+    if isinstance(value, str) and CANONICAL_INT.fullmatch(value):
+        return int(value)
+    return value
 
 
 def published_version(root: Path) -> str | None:

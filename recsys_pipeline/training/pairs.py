@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recsys_pipeline.data.histories import Histories
+from recsys_pipeline.data.histories import Histories, ids_from_arrow
 from recsys_pipeline.data.split import Split
 from recsys_pipeline.data.vocab import ItemVocab, item_token
 from recsys_pipeline.training.negatives import MiningSettings, mine_negatives
@@ -91,8 +91,8 @@ def read_pairs(folder: Path, vocab: ItemVocab) -> PreferencePairs:
     path = Path(folder) / PAIRS_FILE
     table = pq.read_table(path)
     prompts = Histories.from_arrow(table.column("user_id"), table.column("prompt_item_ids"))
-    chosen = table.column("chosen_item_id").to_numpy()
-    rejected = table.column("rejected_item_id").to_numpy()
+    chosen = ids_from_arrow(table.column("chosen_item_id"))
+    rejected = ids_from_arrow(table.column("rejected_item_id"))
     same = np.flatnonzero(chosen == rejected)
     if len(same):
         raise PairsFileError(
@@ -116,7 +116,7 @@ def read_pairs(folder: Path, vocab: ItemVocab) -> PreferencePairs:
                 f"vocabulary ({len(unknown)} unknown ids in this column)"
             )
     return PreferencePairs(
-        user_ids=table.column("user_id").to_numpy(),
+        user_ids=ids_from_arrow(table.column("user_id")),
         prompts=prompts,
         chosen=chosen,
         rejected=rejected,
