@@ -5,7 +5,9 @@ Starts `python -m recsys_pipeline.serving` over an artifacts folder built by `ma
 bench/incremental.py), sends a bounded number of requests from a thread pool at concurrency 1, 8
 and 32 — single histories drawn from the real length distribution, then batches of 64 — and
 prints requests/s, recommendations/s and p50/p95/p99 latency, and the ratio to the in-process
-call (the HTTP layer's overhead). Only 127.0.0.1 is ever contacted.
+call (the HTTP layer's overhead). Two load generators where wrk is installed (Debian's `wrk`):
+Python threads (``--requests`` each), and wrk (C, ``--seconds`` each), which leaves the cores to
+the service; the batches go through the last of them. Only 127.0.0.1 is ever contacted.
 
     .venv/bin/python bench/serving_load.py --data-dir data [--requests 2000]
 """
@@ -16,9 +18,11 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -67,11 +71,58 @@ def load(port: int, path: str, bodies: list[dict], concurrency: int) -> dict:
     }
 
 
+WRK_SCRIPT = """
+bodies = {}
+for line in io.lines("%s") do bodies[#bodies + 1] = line end
+counter = 0
+request = function()
+  counter = counter %% #bodies + 1
+  return wrk.format("POST", "%s", {["Content-Type"] = "application/json"}, bodies[counter])
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %%f %%f %%f %%f %%d\\n", summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.timeout))
+end
+"""
+
+
+def load_wrk(port: int, path: str, bodies: list[dict], concurrency: int, seconds: int) -> dict:
+    """The same measurement with wrk (one thread, ``concurrency`` connections): a load
+    generator in C, so the two cores go to the service rather than to a Python client."""
+    with tempfile.TemporaryDirectory() as tmp:
+        lines = Path(tmp) / "bodies.jsonl"
+        lines.write_text("\n".join(json.dumps(b) for b in bodies) + "\n")
+        script = Path(tmp) / "post.lua"
+        script.write_text(WRK_SCRIPT % (lines, path))
+        done = subprocess.run(
+            [
+                "wrk",
+                "-t1",
+                f"-c{concurrency}",
+                f"-d{seconds}s",
+                "--timeout",
+                "60s",
+                "-s",
+                str(script),
+                f"http://127.0.0.1:{port}",
+            ],
+            capture_output=True,
+            text=True,
+        )
+    values = next(line for line in done.stdout.splitlines() if line.startswith("RESULT")).split()
+    rate, p50, p95, p99, errors = (float(v) for v in values[1:])
+    if errors:
+        raise RuntimeError(f"{errors:.0f} failed requests:\n{done.stdout}")
+    return {"requests_per_s": rate, "p50": p50, "p95": p95, "p99": p99}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data-dir", type=Path, default=REPO / "data")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--batches", type=int, default=60)
+    parser.add_argument("--seconds", type=int, default=15, help="per wrk measurement")
     args = parser.parse_args()
     artifacts = args.data_dir.resolve() / "artifacts"
 
@@ -130,18 +181,22 @@ def main() -> None:
             "| endpoint | concurrency | requests/s | recommendations/s | p50 ms | p95 ms | p99 ms | vs in-process |"
         )
         print("|---|---|---|---|---|---|---|---|")
+        clients = [("python threads", load)]
+        if shutil.which("wrk"):
+            clients.append(("wrk", lambda p, path, b, c: load_wrk(p, path, b, c, args.seconds)))
+        for client, run in clients:
+            for concurrency in (1, 8, 32):
+                r = run(port, "/recommend", singles, concurrency)
+                print(
+                    f"| /recommend ({client}) | {concurrency} | {r['requests_per_s']:.0f} | "
+                    f"{r['requests_per_s']:.0f} | {r['p50']:.1f} | {r['p95']:.1f} | "
+                    f"{r['p99']:.1f} | {r['p50'] / direct_single:.1f}x p50 |",
+                    flush=True,
+                )
         for concurrency in (1, 8, 32):
-            r = load(port, "/recommend", singles, concurrency)
+            r = clients[-1][1](port, "/recommend/batch", batches, concurrency)
             print(
-                f"| /recommend | {concurrency} | {r['requests_per_s']:.0f} | {r['requests_per_s']:.0f} "
-                f"| {r['p50']:.1f} | {r['p95']:.1f} | {r['p99']:.1f} | "
-                f"{r['p50'] / direct_single:.1f}x p50 |",
-                flush=True,
-            )
-        for concurrency in (1, 8, 32):
-            r = load(port, "/recommend/batch", batches, concurrency)
-            print(
-                f"| /recommend/batch (64) | {concurrency} | {r['requests_per_s']:.1f} | "
+                f"| /recommend/batch (64), {clients[-1][0]} | {concurrency} | {r['requests_per_s']:.1f} | "
                 f"{r['requests_per_s'] * 64:.0f} | {r['p50']:.0f} | {r['p95']:.0f} | {r['p99']:.0f} | "
                 f"{r['p50'] / (direct_batch * 1000):.1f}x p50 |",
                 flush=True,

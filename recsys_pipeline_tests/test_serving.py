@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -23,7 +24,7 @@ from recsys_pipeline.resources import (
     SteamSource,
     WikipediaAPI,
 )
-from recsys_pipeline.serving.app import MAX_BATCH, create_app
+from recsys_pipeline.serving.app import MAX_BATCH, Batcher, create_app
 from recsys_pipeline_tests.conftest import REPO, tiny_rows, write_rows
 from recsys_pipeline_tests.helpers import run_graph
 
@@ -166,11 +167,81 @@ def test_items_health_and_metrics(client):
     assert health["status"] == "ok" and health["model"] == "sft"
     assert health["catalog_size"] == 40 and health["known_users"] == 60
     assert health["index_kind"] == "flat" and health["uptime_seconds"] >= 0
+    recommend(client, user_id=1)
+    assert client.post("/recommend", json={"k": 0}).status_code == 422
     text = client.get("/metrics").text
     assert 'recsys_requests_total{endpoint="/recommend",status="200"}' in text
     assert 'recsys_requests_total{endpoint="/recommend",status="422"}' in text
     assert "recsys_request_seconds_bucket" in text and "recsys_recommendations_total" in text
     assert client.get("/docs").status_code == 200
+
+
+def test_concurrent_requests_share_one_pass_and_a_lone_one_does_not_wait():
+    passes = []
+
+    class Recorder:
+        def recommend(self, histories, k, exclude):
+            passes.append(len(histories))
+            return [f"answer to {h}" for h in histories]
+
+    bundle, batcher = Recorder(), Batcher(wait_ms=300)
+
+    async def timed(*histories):
+        started = time.perf_counter()
+        answers = await asyncio.gather(*(batcher.submit(bundle, [h], 10, True) for h in histories))
+        return [a for (a,) in answers], time.perf_counter() - started
+
+    async def scenario():
+        alone, alone_s = await timed([1])
+        eight, eight_s = await timed(*([i] for i in range(8)))
+        again, again_s = await timed(*([i, i] for i in range(8)))  # as many as last time: no wait
+        late, late_s = await timed([9])  # under load, a lone request waits for company...
+        after, after_s = await timed([10])  # ...but not once the load is gone
+        assert eight == [f"answer to {[i]}" for i in range(8)] and late == ["answer to [9]"]
+        assert max(alone_s, eight_s, again_s, after_s) < 0.2 and 0.25 < late_s < 1.0
+
+    asyncio.run(scenario())
+    assert passes == [1, 8, 8, 1, 1]
+
+
+def test_large_passes_run_off_the_event_loop_and_deliver_answers_and_errors():
+    import threading as threads
+
+    where = []
+
+    class Recorder:
+        def recommend(self, histories, k, exclude):
+            where.append((len(histories), threads.current_thread().name.startswith("pass")))
+            if histories[0] == ["fail"]:
+                raise RuntimeError("broken pass")
+            return [f"answer to {h}" for h in histories]
+
+    bundle, batcher = Recorder(), Batcher(wait_ms=0, offload_at=3)
+
+    async def scenario():
+        small = await asyncio.gather(*(batcher.submit(bundle, [[i]], 10, True) for i in range(2)))
+        large = await asyncio.gather(*(batcher.submit(bundle, [[i]], 10, True) for i in range(5)))
+        assert [a for (a,) in small] == ["answer to [0]", "answer to [1]"]
+        assert [a for (a,) in large] == [f"answer to {[i]}" for i in range(5)]
+        with pytest.raises(RuntimeError, match="broken pass"):
+            await batcher.submit(bundle, [["fail"], [1], [2]], 10, True)
+
+    asyncio.run(scenario())
+    assert where == [(2, False), (5, True), (3, True)]
+
+
+def test_a_failure_inside_the_service_is_a_json_500_without_a_trace(client, monkeypatch):
+    from recsys_pipeline.serving.bundle import Bundle
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(Bundle, "recommend", broken)
+    response = client.post("/recommend", json={"history": [1, 2]})
+    assert response.status_code == 500 and response.json() == {"detail": "internal error"}
+    text = client.get("/metrics").text
+    assert 'recsys_requests_total{endpoint="/recommend",status="500"}' in text
+    assert "recsys_internal_errors_total 1.0" in text
 
 
 def test_a_new_model_is_swapped_in_while_requests_run(tmp_path):

@@ -180,9 +180,11 @@ def recommend(
     k: int = TOP_K,
     exclude_history: bool = False,
     batch_size: int = 4096,
+    item_vectors: np.ndarray | None = None,
 ) -> Recommended:
     """(n_users, k) item ids and scores, best first: the model's exact top-k after each user's
-    history, seen-item bias included, or with everything the user has excluded."""
+    history, seen-item bias included, or with everything the user has excluded.
+    ``item_vectors``: the model's item output rows, when the caller keeps them (a service)."""
     import torch
 
     from recsys_pipeline.ranking.scoring import (
@@ -192,10 +194,11 @@ def recommend(
         seen_columns,
     )
 
-    items = item_output_vectors(model, vocab).numpy()
+    items = item_output_vectors(model, vocab).numpy() if item_vectors is None else item_vectors
     bias = seen_bias_of(model)
     tops, scores = [], []
-    model.eval()
+    if model.training:
+        model.eval()
     for start in range(0, len(histories), batch_size):
         batch = histories.rows(start, start + batch_size)
         ids, mask = model_inputs(model, batch, vocab)

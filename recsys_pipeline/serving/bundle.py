@@ -55,6 +55,7 @@ class Bundle:
     popularity: np.ndarray  # item ids, most bought first (the empty-history answer)
     popularity_counts: dict[Id, int]
     max_history_length: int
+    item_vectors: np.ndarray  # the model's item output rows, kept for every request
     loaded_at: float = field(default_factory=time.time)
 
     def item_key(self, item_id: Id) -> Id:
@@ -89,7 +90,15 @@ class Bundle:
         found = None
         if rows:
             batch = Histories.from_lists(rows, [histories[i] for i in rows])
-            found = recommend(self.model, self.index, batch, self.vocab, k, exclude_history)
+            found = recommend(
+                self.model,
+                self.index,
+                batch,
+                self.vocab,
+                k,
+                exclude_history,
+                item_vectors=self.item_vectors,
+            )
         out: list[Recommendation | None] = [None] * len(histories)
         for position, row in enumerate(rows):
             used = min(len(histories[row]), self.max_history_length)
@@ -116,6 +125,7 @@ def load_bundle(store: ArtifactStore, version: str) -> Bundle:
     from recsys_pipeline.models.checkpoints import load_checkpoint
     from recsys_pipeline.ranking.baselines import popularity_scores
     from recsys_pipeline.ranking.retrieval import read_index
+    from recsys_pipeline.ranking.scoring import item_output_vectors
 
     with contextlib.ExitStack() as pins:
         index_folder = pins.enter_context(store.pinned("faiss_index", version))
@@ -146,6 +156,7 @@ def load_bundle(store: ArtifactStore, version: str) -> Bundle:
             zip(vocab.item_ids.tolist(), counts.astype(int).tolist(), strict=True)
         ),
         max_history_length=model.config.max_history_length,
+        item_vectors=item_output_vectors(model, vocab).numpy(),
     )
 
 
