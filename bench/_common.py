@@ -47,7 +47,7 @@ def train_and_test(
     """Train with the pipeline's SFT code (then DPO, when given settings for it); test metrics
     under the pipeline's protocol, of the model the pipeline would serve (best on validation)."""
     from recsys_pipeline.models.checkpoints import load_checkpoint
-    from recsys_pipeline.ranking.protocol import evaluate_on_test
+    from recsys_pipeline.ranking.protocol import evaluate_targets
     from recsys_pipeline.ranking.scoring import item_output_vectors, model_scorer
     from recsys_pipeline.training.dpo import choose_served, train_dpo
     from recsys_pipeline.training.negatives import MiningSettings
@@ -78,7 +78,7 @@ def train_and_test(
             "parameters": report.parameters,
         }
         scorer = model_scorer(load_checkpoint(sft_dir), vocab)
-        result["sft_test"] = evaluate_on_test({"m": scorer}, split, vocab)["m"].metrics()
+        result["sft_test"] = evaluate_targets({"m": scorer}, split, vocab)["m"].metrics()
         served = sft_dir
         if dpo is not None:
             sft = load_checkpoint(sft_dir)
@@ -99,7 +99,7 @@ def train_and_test(
             result.update(dpo_valid=dpo_report.valid_after, served=choice)
             served = dpo_dir if choice == "dpo" else sft_dir
         model = load_checkpoint(served)
-        test = evaluate_on_test({"m": model_scorer(model, vocab)}, split, vocab)
+        test = evaluate_targets({"m": model_scorer(model, vocab)}, split, vocab)
         result["test"] = test["m"].metrics()
     return result
 

@@ -20,7 +20,7 @@ import _common  # noqa: F401  (puts the repository on sys.path)
 from recsys_pipeline.data.split import read_split
 from recsys_pipeline.data.vocab import load_vocab
 from recsys_pipeline.models.checkpoints import load_checkpoint
-from recsys_pipeline.ranking.protocol import evaluate_on_test
+from recsys_pipeline.ranking.protocol import evaluate_targets
 from recsys_pipeline.ranking.scoring import item_output_vectors, model_scorer
 from recsys_pipeline.training.dpo import reward_summary, train_dpo
 from recsys_pipeline.training.negatives import MiningSettings
@@ -73,7 +73,7 @@ def main() -> None:
                 log=lambda line: None,
             )
             scorer = model_scorer(load_checkpoint(out), vocab)
-            test = evaluate_on_test({"m": scorer}, split, vocab)["m"].metrics()
+            test = evaluate_targets({"m": scorer}, split, vocab)["m"].metrics()
         rewards = reward_summary(report.history)
         print(
             f"| {name} | {len(pairs):,} | {report.valid_before['ndcg@10']:.4f} → "

@@ -143,7 +143,7 @@ def main() -> None:
     from recsys_pipeline.data.split import Split
     from recsys_pipeline.data.vocab import ItemVocab
     from recsys_pipeline.ranking.baselines import popularity_scorer, transition_scorer
-    from recsys_pipeline.ranking.protocol import evaluate_on_test
+    from recsys_pipeline.ranking.protocol import evaluate_targets
 
     RESULTS.mkdir(exist_ok=True)
     parsed = parse_sequences_csv(SHARED_CSV)
@@ -156,7 +156,7 @@ def main() -> None:
     recbole = run_recbole(split, args.rerun_recbole)
     rows = {
         name: ranked.metrics()
-        for name, ranked in evaluate_on_test(
+        for name, ranked in evaluate_targets(
             {
                 "popularity": popularity_scorer(split.train, vocab),
                 "last-item transition": transition_scorer(split.train, vocab),

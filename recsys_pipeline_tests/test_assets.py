@@ -153,14 +153,31 @@ def test_popularity_counts_whole_training_parts_including_short_users(tmp_path, 
 
 
 FAST_SFT = {"config": {"stage1_epochs": 1, "stage2_epochs": 1}}
+MODELS = {"popularity", "transition", "sft", "dpo"}  # what evaluation ranks
 
 
 def test_model_stages_on_tiny_data(tmp_path, tiny_csv, resources_for):
     result = run_graph(resources_for(tiny_csv), sft_checkpoint=FAST_SFT)
     assert result.success
-    models = read_metrics(tmp_path / "data")["models"]
-    assert set(models) == {"popularity", "sft", "dpo"}
+    metrics = read_metrics(tmp_path / "data")
+    assert set(metrics["models"]) == set(metrics["validation"]) == MODELS
     sft = materialization_metadata(result, "sft_checkpoint")
+    # the leaderboard: every model on both target sets, best test NDCG@10 first
+    evaluation = materialization_metadata(result, "evaluation")
+    board = [record.data for record in evaluation["leaderboard"].records]
+    assert [c.name for c in evaluation["leaderboard"].schema.columns] == [
+        "model",
+        *(f"{stage} {m}@10" for stage in ("valid", "test") for m in ("hr", "ndcg", "mrr")),
+    ]
+    assert {row["model"] for row in board} == MODELS
+    assert [row["test ndcg@10"] for row in board] == sorted(
+        (m["ndcg@10"] for m in metrics["models"].values()), reverse=True
+    )
+    for row in board:
+        assert row["valid ndcg@10"] == metrics["validation"][row["model"]]["ndcg@10"]
+        assert evaluation[f"{row['model']}/valid_mrr@10"] == row["valid mrr@10"]
+    # the same validation protocol as training's model choice
+    assert metrics["validation"]["sft"]["ndcg@10"] == pytest.approx(sft["valid/ndcg@10"])
     # 40 items + PAD/UNK/BOS/EOS, the CPU profile's size (64 wide, 2 layers, 2 heads, inner 256)
     shape = dict(
         vocab_size=44,
@@ -257,7 +274,7 @@ def test_serve_best_keeps_sft_when_dpo_is_worse(tmp_path, tiny_csv, resources_fo
     assert check_results(result)["dpo_improves_on_sft"] is False
     assert materialization_metadata(result, "faiss_index")["model"] == "sft"
     assert materialization_metadata(result, "predictions")["model"] == "sft"
-    assert set(read_metrics(tmp_path / "data")["models"]) == {"popularity", "sft", "dpo"}
+    assert set(read_metrics(tmp_path / "data")["models"]) == MODELS
 
 
 def test_serve_model_can_be_forced(tmp_path, tiny_csv, resources_for):

@@ -21,11 +21,11 @@ def popularity_on_test(artifacts):
     from recsys_pipeline.data.split import read_split
     from recsys_pipeline.data.vocab import load_vocab
     from recsys_pipeline.ranking.baselines import popularity_scorer
-    from recsys_pipeline.ranking.protocol import evaluate_on_test
+    from recsys_pipeline.ranking.protocol import evaluate_targets
 
     split = read_split(artifacts / "sequences")
     vocab = load_vocab(artifacts / "tokenizer")
-    ranked = evaluate_on_test({"p": popularity_scorer(split.train, vocab)}, split, vocab)["p"]
+    ranked = evaluate_targets({"p": popularity_scorer(split.train, vocab)}, split, vocab)["p"]
     assert len(ranked.user_ids) == 50_546
     return ranked.metrics()
 

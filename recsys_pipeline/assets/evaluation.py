@@ -1,4 +1,5 @@
-"""evaluation: every model ranked on the test targets under one protocol (metrics.json)."""
+"""evaluation: the leaderboard, every model ranked on the validation and test targets under one
+protocol (metrics.json)."""
 
 import dagster as dg
 from pydantic import Field
@@ -28,38 +29,56 @@ class EvaluationConfig(dg.Config):
 def evaluation(
     context: dg.AssetExecutionContext, config: EvaluationConfig, storage: RecsysStorage
 ) -> dg.MaterializeResult:
-    """HR/NDCG/MRR@10 of each model on the test targets, full ranking over all items."""
+    """The leaderboard: HR/NDCG/MRR@10 of each model (popularity, last-item transition, SFT, DPO)
+    on the validation and the test targets, full ranking over all items."""
     from recsys_pipeline.data.split import read_split
     from recsys_pipeline.data.vocab import load_vocab
-    from recsys_pipeline.ranking.baselines import popularity_scorer
-    from recsys_pipeline.ranking.protocol import METRICS_FILE, evaluate_on_test, write_evaluation
+    from recsys_pipeline.ranking.baselines import popularity_scorer, transition_scorer
+    from recsys_pipeline.ranking.protocol import METRICS_FILE, evaluate_targets, write_evaluation
     from recsys_pipeline.ranking.scoring import model_scorer
 
     store = storage.artifacts()
     with reading(context, storage, "sequences", "tokenizer", *MODEL_CHECKPOINTS.values()) as inputs:
         vocab = load_vocab(inputs["tokenizer"])
         split = read_split(inputs["sequences"])
-        scorers = {"popularity": popularity_scorer(split.train, vocab)}
+        scorers = {
+            "popularity": popularity_scorer(split.train, vocab),
+            "transition": transition_scorer(split.train, vocab),
+        }
         for name, key in MODEL_CHECKPOINTS.items():
             scorers[name] = model_scorer(load_model(inputs[key]), vocab)
-    results = evaluate_on_test(scorers, split, vocab, exclude_history=config.exclude_history)
+    exclude = config.exclude_history
+    results = evaluate_targets(scorers, split, vocab, exclude_history=exclude)
+    validation = evaluate_targets(scorers, split, vocab, exclude_history=exclude, stage="valid")
     with store.writing("evaluation") as folder:
-        report = write_evaluation(results, folder)
+        report = write_evaluation(results, folder, validation)
 
     metrics = (f"hr@{TOP_K}", f"ndcg@{TOP_K}", f"mrr@{TOP_K}")
-    board = sorted(report["models"].items(), key=lambda kv: -kv[1][f"ndcg@{TOP_K}"])
+    board = sorted(report["models"], key=lambda name: -report["models"][name][f"ndcg@{TOP_K}"])
     metadata: dict[str, object] = {
         "protocol": report["protocol"],
         "n_users": report["n_users"],
         "leaderboard": table(
-            {"model": "str", **{m: "float" for m in metrics}},
-            [(name, *(values[m] for m in metrics)) for name, values in board],
+            {
+                "model": "str",
+                **{f"valid {m}": "float" for m in metrics},
+                **{f"test {m}": "float" for m in metrics},
+            },
+            [
+                (
+                    name,
+                    *(report["validation"][name][m] for m in metrics),
+                    *(report["models"][name][m] for m in metrics),
+                )
+                for name in board
+            ],
         ),
         "metrics_file": dg.MetadataValue.path(str(store.published["evaluation"] / METRICS_FILE)),
     }
-    for name, values in report["models"].items():
-        for metric, value in values.items():
-            metadata[f"{name}/{metric}"] = value
+    for part, prefix in (("models", ""), ("validation", "valid_")):
+        for name, values in report[part].items():
+            for metric, value in values.items():
+                metadata[f"{name}/{prefix}{metric}"] = value
     return published(context, store, data_version(context, inputs, config.model_dump()), metadata)
 
 
