@@ -87,6 +87,7 @@ def ui(tmp_path_factory):
         "RECSYS_DATA_DIR": str(data),
         "RECSYS_RAW_CSV": str(csv),
         "RECSYS_OFFLINE": "1",
+        "RECSYS_STEAM_CSV": "",  # as the resources above: no Steam table for tiny data
     }
     dagster = str(Path(sys.executable).with_name("dagster"))
     server = subprocess.Popen(
