@@ -184,7 +184,7 @@ def test_concurrent_requests_share_one_pass_and_a_lone_one_does_not_wait():
             passes.append(len(histories))
             return [f"answer to {h}" for h in histories]
 
-    bundle, batcher = Recorder(), Batcher(wait_ms=300)
+    bundle, batcher = Recorder(), Batcher(wait_ms=1000)
 
     async def timed(*histories):
         started = time.perf_counter()
@@ -198,7 +198,7 @@ def test_concurrent_requests_share_one_pass_and_a_lone_one_does_not_wait():
         late, late_s = await timed([9])  # under load, a lone request waits for company...
         after, after_s = await timed([10])  # ...but not once the load is gone
         assert eight == [f"answer to {[i]}" for i in range(8)] and late == ["answer to [9]"]
-        assert max(alone_s, eight_s, again_s, after_s) < 0.2 and 0.25 < late_s < 1.0
+        assert max(alone_s, eight_s, again_s, after_s) < 0.5 and 0.9 < late_s < 5.0
 
     asyncio.run(scenario())
     assert passes == [1, 8, 8, 1, 1]

@@ -197,8 +197,7 @@ def recommend(
     items = item_output_vectors(model, vocab).numpy() if item_vectors is None else item_vectors
     bias = seen_bias_of(model)
     tops, scores = [], []
-    if model.training:
-        model.eval()
+    model.eval()
     for start in range(0, len(histories), batch_size):
         batch = histories.rows(start, start + batch_size)
         ids, mask = model_inputs(model, batch, vocab)

@@ -196,7 +196,6 @@ class Waiting:
     """The requests one event loop has queued for its next pass."""
 
     jobs: collections.deque = field(default_factory=collections.deque)
-    histories: int = 0
     # the scheduled pass (a timer while it may wait), or the offloaded pass still running
     next: asyncio.Handle | asyncio.Future | None = None
 
@@ -233,11 +232,10 @@ class Batcher:
         done = loop.create_future()
         waiting = self._waiting.setdefault(id(loop), Waiting())
         waiting.jobs.append((bundle, histories, k, exclude, done))
-        waiting.histories += len(histories)
         if waiting.next is None:
             self._schedule(loop, waiting, self.wait if self.last_pass > 1 else 0)
         elif isinstance(waiting.next, asyncio.TimerHandle) and (
-            waiting.histories >= self.last_pass
+            sum(len(job[1]) for job in waiting.jobs) >= self.last_pass
         ):  # as many as last time: no reason to wait longer
             waiting.next.cancel()
             self._schedule(loop, waiting, 0)
@@ -251,7 +249,6 @@ class Batcher:
         while waiting.jobs and size < self.max_batch:
             taken.append(waiting.jobs.popleft())
             size += len(taken[-1][1])
-        waiting.histories -= size
         self.last_pass = size
         groups: dict[tuple[int, bool], list] = {}
         for job in taken:
