@@ -22,9 +22,9 @@ def popularity_scorer(train: Histories, vocab: ItemVocab) -> Scorer:
     return lambda batch: scores.expand(len(batch), -1)
 
 
-def transition_scorer(train: Histories, vocab: ItemVocab) -> Scorer:
-    """Score = how often the candidate followed the user's last item in the training parts;
-    popularity (scaled below one transition) breaks ties."""
+def transition_counts(train: Histories, vocab: ItemVocab) -> torch.Tensor:
+    """Sparse (n_items x n_items) counts: row = an item column, column = the item column that
+    followed it in a training part."""
     columns = vocab.encode(train.items) - 1
     lengths = train.lengths
     follows = np.ones(len(columns), dtype=bool)
@@ -32,20 +32,29 @@ def transition_scorer(train: Histories, vocab: ItemVocab) -> Scorer:
     n = vocab.n_items
     pairs = columns[:-1][follows[1:]] * n + columns[1:][follows[1:]]
     unique, counts = np.unique(pairs, return_counts=True)
-    transitions = torch.sparse_coo_tensor(
+    return torch.sparse_coo_tensor(
         torch.from_numpy(np.stack([unique // n, unique % n])),
         torch.from_numpy(counts).float(),
         (n, n),
         is_coalesced=True,  # np.unique sorted the (row, column) pairs
         check_invariants=False,
     )
+
+
+def last_columns(batch: Histories, vocab: ItemVocab) -> torch.Tensor:
+    """Each history's most recent item column."""
+    return torch.from_numpy(vocab.encode(batch.items[batch.offsets[1:] - 1]) - 1)
+
+
+def transition_scorer(train: Histories, vocab: ItemVocab) -> Scorer:
+    """Score = how often the candidate followed the user's last item in the training parts;
+    popularity (scaled below one transition) breaks ties."""
+    transitions = transition_counts(train, vocab)
     popularity = torch.from_numpy(popularity_scores(train, vocab))
     tie_break = popularity / (popularity.max() + 1)
 
     def score(batch: Histories) -> torch.Tensor:
-        last = vocab.encode(batch.items[batch.offsets[1:] - 1]) - 1
-        rows = torch.from_numpy(last)
-        selected = torch.index_select(transitions, 0, rows).to_dense()
-        return selected + tie_break
+        rows = last_columns(batch, vocab)
+        return torch.index_select(transitions, 0, rows).to_dense() + tie_break
 
     return score
