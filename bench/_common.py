@@ -3,7 +3,11 @@ training + test evaluation of our model."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -33,8 +37,73 @@ def real_data() -> tuple[Split, ItemVocab, list[str]]:
 
 
 def title_vectors(split: Split, vocab: ItemVocab, titles: list[str], dims: int) -> np.ndarray:
+    """The item_embeddings vectors of the titles, kept in bench/results/ by a hash of their
+    inputs: encoding 17k titles costs minutes on two cores, and every run asks for the same."""
     settings = EmbeddingSettings(dimensions=dims)
-    return build_item_vectors(titles, split.train, vocab, settings, "cpu").vectors
+    key = hashlib.sha256(
+        json.dumps([settings.model_dump(mode="json"), titles]).encode()
+        + split.train.items.tobytes()
+        + split.train.offsets.tobytes()
+    ).hexdigest()[:16]
+    path = REPO / "bench" / "results" / f"item_vectors-{key}.npy"
+    if path.exists():
+        return np.load(path)
+    vectors = build_item_vectors(titles, split.train, vocab, settings, "cpu").vectors
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path.with_suffix(".partial.npy"), vectors)
+    path.with_suffix(".partial.npy").replace(path)
+    return vectors
+
+
+def ensure_venv(folder: Path, pins: list[str]) -> Path:
+    """A reference library's own virtual environment: torch 2.13.0 first (the CPU wheel on
+    disk; any other version would download a CUDA build), then the library's pins."""
+    python = folder / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
+        pip = [str(python), "-m", "pip", "install", "--quiet"]
+        subprocess.run([*pip, "--upgrade", "pip"], check=True)
+        subprocess.run([*pip, "torch==2.13.0"], check=True)
+        subprocess.run([*pip, *pins], check=True)
+    return python
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def spread(values: list[float]) -> str:
+    mean, std = mean_std(values)
+    return f"{mean:.4f} ± {std:.4f}" if len(values) > 1 else f"{mean:.4f}"
+
+
+def is_tie(a: list[float], b: list[float]) -> bool:
+    """A difference of means smaller than two standard errors of that difference."""
+    error = math.sqrt(sum(mean_std(v)[1] ** 2 / len(v) for v in (a, b)))
+    return abs(statistics.mean(a) - statistics.mean(b)) < 2 * error
+
+
+def served_ideas(model: object, split: Split, vocab: ItemVocab) -> dict:
+    """Ideas that need no training, on a trained model: the seen items masked at scoring, and
+    the blend with last-item transitions (weight chosen on the validation targets)."""
+    from recsys_pipeline.ranking.blend import fit_blend
+    from recsys_pipeline.ranking.protocol import evaluate_targets
+    from recsys_pipeline.ranking.scoring import model_scorer
+
+    def both(scorer: object, exclude_history: bool = False) -> dict:
+        return {
+            stage: evaluate_targets({"m": scorer}, split, vocab, exclude_history, stage)[
+                "m"
+            ].metrics()
+            for stage in ("valid", "test")
+        }
+
+    scorer = model_scorer(model, vocab)
+    blend = fit_blend(scorer, split, vocab)
+    return {
+        "seen masked": both(scorer, exclude_history=True),
+        "transition blend": {"weight": blend.weight, "grid": blend.grid, **both(blend.scorer)},
+    }
 
 
 def train_and_test(
@@ -43,9 +112,11 @@ def train_and_test(
     vectors: np.ndarray | None,
     settings: SFTSettings,
     dpo: object | None = None,
+    ideas: bool = False,
 ) -> dict:
     """Train with the pipeline's SFT code (then DPO, when given settings for it); test metrics
-    under the pipeline's protocol, of the model the pipeline would serve (best on validation)."""
+    under the pipeline's protocol, of the model the pipeline would serve (best on validation);
+    with ``ideas``, also those of ``served_ideas`` on the served model."""
     from recsys_pipeline.models.checkpoints import load_checkpoint
     from recsys_pipeline.ranking.protocol import evaluate_targets
     from recsys_pipeline.ranking.scoring import item_output_vectors, model_scorer
@@ -101,6 +172,9 @@ def train_and_test(
         model = load_checkpoint(served)
         test = evaluate_targets({"m": model_scorer(model, vocab)}, split, vocab)
         result["test"] = test["m"].metrics()
+        result["served_valid"] = result["dpo_valid" if served == dpo_dir else "valid"]
+        if ideas:
+            result["ideas"] = served_ideas(model, split, vocab)
     return result
 
 
@@ -118,6 +192,10 @@ def cpu_settings(**changes: object) -> SFTSettings:
 
 
 __all__ = [
+    "ensure_venv",
+    "is_tie",
+    "mean_std",
+    "spread",
     "real_data",
     "statistics",
     "title_vectors",

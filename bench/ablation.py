@@ -2,13 +2,14 @@
 
 Rows: random vs title vs profile initialisation; the four variants; the learned seen-item bias
 off; the output layer in float32 instead of bf16 (the default on AMX CPUs); and +DPO (the pipeline's DPO settings on top of the title-initialised model, served only if
-it wins on validation). Every row trains with the pipeline's SFT code (stage 1 + stage 2, best
-epoch by validation NDCG@10) and is scored on the test targets (full ranking). Profiles are
+it wins on validation); a longer history (max length 50). Every row trains with the pipeline's
+SFT code (stage 1 + stage 2, best epoch by validation NDCG@10) once per seed (the split fixed)
+and is scored on the test targets (full ranking); the table gives mean ± std over the seeds. Profiles are
 built offline here (Steam matches + rule-based facts; Wikipedia and the LLM need the network).
 One command, a markdown table out (each row is also printed as soon as it is measured, so a
 failure late in the run loses nothing):
 
-    .venv/bin/python bench/ablation.py [--rows NAME ...]
+    .venv/bin/python bench/ablation.py [--rows NAME ...] [--seeds 1 2 3]
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from _common import (
     cpu_settings,
     pipeline_dpo_settings,
     real_data,
+    spread,
     title_vectors,
     train_and_test,
 )
@@ -65,42 +67,62 @@ ROWS = {
     "title init, sasrec_moe": dict(variant="sasrec_moe"),
     "title init, no seen-item bias": dict(seen_item_bias=False),
     "title init, float32 output layer": dict(output_precision="float32"),
+    "title init, max length 50": dict(max_history_length=50),
 }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument("--seeds", nargs="*", type=int, default=[1, 2, 3])
     args = parser.parse_args()
     split, vocab, titles = real_data()
     vectors = title_vectors(split, vocab, titles, BASE.hidden_size)
     table = [
-        "| setting | valid NDCG@10 | test HR@10 | test NDCG@10 | test MRR@10 | epochs | minutes |",
-        "|---|---|---|---|---|---|---|",
+        "| setting | seeds | valid NDCG@10 | test HR@10 | test NDCG@10 | test MRR@10 | epochs "
+        "| minutes |",
+        "|---|---|---|---|---|---|---|---|",
     ]
 
-    def add_row(label: str, valid: float, test: dict, run: dict) -> None:
+    def add_row(label: str, valid: list[float], test: list[dict], runs: list[dict]) -> None:
+        metric = {m: spread([t[m] for t in test]) for m in ("hr@10", "ndcg@10", "mrr@10")}
+        epochs = sum(run["epochs"] for run in runs) / len(runs)
+        minutes = sum(run["minutes"] for run in runs) / len(runs)
         table.append(
-            f"| {label} | {valid:.4f} | {test['hr@10']:.4f} | {test['ndcg@10']:.4f} | "
-            f"{test['mrr@10']:.4f} | {run['epochs']} | {run['minutes']:.1f} |"
+            f"| {label} | {len(runs)} | {spread(valid)} | {metric['hr@10']} | "
+            f"{metric['ndcg@10']} | {metric['mrr@10']} | {epochs:.1f} | {minutes:.1f} |"
         )
         print(table[-1], flush=True)
 
     for name in args.rows:
-        settings = cpu_settings(**ROWS[name])
-        print(f"== {name}", flush=True)
-        started = time.perf_counter()
         init = vectors
         if name.startswith("profile"):
             init = title_vectors(split, vocab, offline_profiles(titles), BASE.hidden_size)
-        dpo = pipeline_dpo_settings() if name.endswith("+ DPO") else None
-        run = train_and_test(split, vocab, init if settings.init == "text" else None, settings, dpo)
-        run["minutes"] = (time.perf_counter() - started) / 60
-        if dpo is None:
-            add_row(name, run["valid"]["ndcg@10"], run["test"], run)
+        runs = []
+        for seed in args.seeds:
+            settings = cpu_settings(**ROWS[name], seed=seed)
+            print(f"== {name}, seed {seed}", flush=True)
+            started = time.perf_counter()
+            dpo = None
+            if name.endswith("+ DPO"):
+                dpo = pipeline_dpo_settings().model_copy(update={"seed": seed})
+            run = train_and_test(
+                split, vocab, init if settings.init == "text" else None, settings, dpo
+            )
+            run["minutes"] = (time.perf_counter() - started) / 60
+            runs.append(run)
+        valid = [run["valid"]["ndcg@10"] for run in runs]
+        if not name.endswith("+ DPO"):
+            add_row(name, valid, [run["test"] for run in runs], runs)
             continue
-        add_row(name.removesuffix(" + DPO"), run["valid"]["ndcg@10"], run["sft_test"], run)
-        add_row(f"{name} (served: {run['served']})", run["dpo_valid"]["ndcg@10"], run["test"], run)
+        add_row(name.removesuffix(" + DPO"), valid, [run["sft_test"] for run in runs], runs)
+        served = "/".join(sorted({run["served"] for run in runs}))
+        add_row(
+            f"{name} (served: {served})",
+            [run["served_valid"]["ndcg@10"] for run in runs],
+            [run["test"] for run in runs],
+            runs,
+        )
     print("\n" + "\n".join(table))
 
 

@@ -1,9 +1,12 @@
 """Runs inside RecBole's own virtual environment (see recbole_baseline.py, which writes the
 atomic files and the expected split). Trains RecBole 1.2.1 SASRec (CE loss) on the pre-split
 files, checks that RecBole's validation and test rows are exactly our split, and writes the
-results as JSON. With --epochs N it only times N training epochs (no validation, no test).
+results as JSON: the test metrics as RecBole scores them (its full-sort evaluation of sequential
+models never masks the items already in the sequence), and those of the same trained model with
+the sequence's items masked. With --epochs N it only times N training epochs (no validation, no
+test).
 
-    python recbole_runner.py DATA_DIR EXPECTED_SPLIT_JSON OUT_JSON [--epochs N]
+    python recbole_runner.py DATA_DIR EXPECTED_SPLIT_JSON OUT_JSON [--seed S] [--epochs N]
 """
 
 import argparse
@@ -28,12 +31,23 @@ class TimedTrainer(Trainer):
     def __init__(self, config, model):
         super().__init__(config, model)
         self.epoch_seconds = []
+        self.mask_history = False
 
     def _train_epoch(self, *args, **kwargs):
         started = time.perf_counter()
         result = super()._train_epoch(*args, **kwargs)
         self.epoch_seconds.append(time.perf_counter() - started)
         return result
+
+    def _full_sort_batch_eval(self, batched_data):
+        interaction, scores, positive_u, positive_i = super()._full_sort_batch_eval(batched_data)
+        if self.mask_history:  # the input sequence's items (padding 0 is already -inf)
+            scores.scatter_(1, interaction[self.model.ITEM_SEQ].to(scores.device), -float("inf"))
+        return interaction, scores, positive_u, positive_i
+
+
+def metrics(result):
+    return {k.lower().replace("hit@", "hr@"): float(v) for k, v in result.items()}
 
 
 def rows(dataset, split):
@@ -53,6 +67,7 @@ def main():
     parser.add_argument("data_dir")
     parser.add_argument("expected_path")
     parser.add_argument("out_path")
+    parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--epochs", type=int, help="time this many epochs only")
     args = parser.parse_args()
     data_dir, expected_path, out_path = args.data_dir, args.expected_path, args.out_path
@@ -89,7 +104,7 @@ def main():
             "device": "cpu",
             "use_gpu": False,
             "show_progress": False,
-            "seed": 2020,
+            "seed": args.seed,
             "reproducibility": True,
             "checkpoint_dir": os.path.join(data_dir, "saved"),
         },
@@ -117,8 +132,11 @@ def main():
     else:
         best_valid, _ = trainer.fit(train, valid, saved=True, show_progress=False)
         test_result = trainer.evaluate(test, load_best_model=True, show_progress=False)
+        trainer.mask_history = True
+        masked = trainer.evaluate(test, load_best_model=False, show_progress=False)
         result = {
-            "test": {k.lower().replace("hit@", "hr@"): float(v) for k, v in test_result.items()},
+            "test": metrics(test_result),
+            "test_masked": metrics(masked),
             "best_valid_ndcg@10": float(best_valid),
         }
     fit_seconds = time.perf_counter() - started

@@ -1,0 +1,257 @@
+"""Benchmark: ours against the strongest fair references on exactly our split, several training
+seeds a row (the split fixed), mean ± std; a difference under two standard errors is a tie.
+
+- RecTools 0.19 SASRecModel (rectools_runner.py, its own virtual environment): softmax loss,
+  session_max_len 20, fit on the training parts, the epoch chosen by validation NDCG@10 with
+  viewed items filtered, the test top 10 from training part + validation item with
+  filter_viewed=True. Its defaults (3 epochs), and an eSASRec-style setting (below). The runner
+  checks that RecTools' training rows and validation targets are ours.
+- RecBole 1.2.1 SASRec (recbole_baseline.py: CE loss, RecBole's size and defaults), as RecBole
+  scores it and the same trained model with the sequence's items masked; its runner checks
+  that every validation and test row is ours.
+- Popularity and last-item transitions (no training, so one run).
+- Ours: the CPU profile's served model (SFT, then DPO where it wins on validation), and on it
+  the ideas that need no retraining: the seen items masked at scoring, and the blend with
+  last-item transitions (weight chosen on the validation targets).
+
+A run's rows are cached per seed in bench/results/references/ (--rerun redoes them); the table
+is printed from the cache for the seeds asked, so the rows can be run one at a time:
+
+    .venv/bin/python bench/references.py [--runs NAME ...] [--seeds 1 2 3] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from _common import (
+    cpu_settings,
+    ensure_venv,
+    is_tie,
+    pipeline_dpo_settings,
+    real_data,
+    spread,
+    title_vectors,
+    train_and_test,
+)
+
+BENCH = Path(__file__).resolve().parent
+CACHE = BENCH / "results" / "references"
+RECTOOLS_VENV = BENCH / ".rectools-venv"
+RECTOOLS_PINS = ["rectools[torch]==0.19.0", "pytorch-lightning==2.5.2", "numpy<2", "pandas<2.4"]
+RECTOOLS = {
+    "defaults": {"epochs": 3, "patience": 3},
+    # eSASRec's recipe on the plain SASRec blocks: two blocks, dropout 0.2, lr 1e-3, long
+    # training stopped on validation NDCG@10.
+    "eSASRec-style": {
+        "epochs": 200,
+        "patience": 5,
+        "n_blocks": 2,
+        "n_heads": 2,
+        "n_factors": 128,
+        "dropout_rate": 0.2,
+        "lr": 1e-3,
+        "batch_size": 256,
+    },
+}
+REFERENCE_RUNS = ("baselines", "rectools-defaults", "rectools-eSASRec-style", "recbole")
+RUNS = (*REFERENCE_RUNS, "ours")
+
+
+def split_frame(split) -> pd.DataFrame:
+    """Every interaction with its global order and its part (train / valid / test) in our split."""
+    full = split.full
+    lengths = full.lengths
+    from_end = np.repeat(full.offsets[1:], lengths) - np.arange(len(full.items))  # 1 = last
+    splittable = np.repeat(split.splittable, lengths)
+    part = np.select(
+        [splittable & (from_end == 1), splittable & (from_end == 2)], ["test", "valid"], "train"
+    )
+    return pd.DataFrame(
+        {
+            "user": np.repeat(full.user_ids, lengths).astype(str),
+            "item": full.items.astype(str),
+            "order": np.arange(len(full.items)),
+            "part": part,
+        }
+    )
+
+
+def metrics_of_lists(lists: dict[str, list[str]], split) -> dict:
+    """Our metrics of a library's top-10 lists on our test targets (no list: a miss)."""
+    from recsys_pipeline.ranking.metrics import ranking_metrics
+
+    has = split.splittable
+    users, targets = split.full.user_ids[has].astype(str), split.test_target[has].astype(str)
+    ranks = [
+        lists.get(user, []).index(target) + 1 if target in lists.get(user, []) else np.inf
+        for user, target in zip(users, targets, strict=True)
+    ]
+    return ranking_metrics(np.array(ranks))
+
+
+def run_baselines(split, vocab, titles, seed, threads) -> dict:
+    from recsys_pipeline.ranking.baselines import popularity_scorer, transition_scorer
+    from recsys_pipeline.ranking.protocol import evaluate_targets
+
+    scorers = {
+        "popularity": popularity_scorer(split.train, vocab),
+        "last-item transition": transition_scorer(split.train, vocab),
+    }
+    stages = {s: evaluate_targets(scorers, split, vocab, stage=s) for s in ("valid", "test")}
+    return {
+        name: {"valid": stages["valid"][name].metrics(), "test": stages["test"][name].metrics()}
+        for name in scorers
+    }
+
+
+def run_rectools(setting: str):
+    def run(split, vocab, titles, seed, threads) -> dict:
+        python = ensure_venv(RECTOOLS_VENV, RECTOOLS_PINS)
+        with tempfile.TemporaryDirectory() as tmp:
+            interactions, settings, out = (Path(tmp) / n for n in ("in.csv", "s.json", "o.json"))
+            split_frame(split).to_csv(interactions, index=False)
+            settings.write_text(json.dumps({**RECTOOLS[setting], "seed": seed, "threads": threads}))
+            runner = [str(python), str(BENCH / "rectools_runner.py")]
+            subprocess.run([*runner, str(interactions), str(settings), str(out)], check=True)
+            result = json.loads(out.read_text())
+        return {
+            f"RecTools 0.19 SASRec, {setting} (viewed filtered)": {
+                "valid": {"ndcg@10": result["best_valid_ndcg@10"]},
+                "test": metrics_of_lists(result.pop("test_top"), split),
+                "run": result,
+            }
+        }
+
+    return run
+
+
+def run_recbole(split, vocab, titles, seed, threads) -> dict:
+    from recbole_baseline import train_recbole
+
+    result = train_recbole(split, seed)
+    valid = {"ndcg@10": result["best_valid_ndcg@10"]}
+    return {
+        "RecBole 1.2.1 SASRec": {"valid": valid, "test": result["test"], "run": result},
+        "RecBole 1.2.1 SASRec, history masked": {"valid": None, "test": result["test_masked"]},
+    }
+
+
+def run_ours(split, vocab, titles, seed, threads) -> dict:
+    import torch
+
+    torch.set_num_threads(threads)
+    settings = cpu_settings(seed=seed)
+    dpo = pipeline_dpo_settings().model_copy(update={"seed": seed})
+    vectors = title_vectors(split, vocab, titles, settings.hidden_size)
+    run = train_and_test(split, vocab, vectors, settings, dpo, ideas=True)
+    ideas = run.pop("ideas")
+    blend = ideas["transition blend"]
+    return {
+        "ours, SFT (CPU profile)": {"valid": run["valid"], "test": run["sft_test"]},
+        "ours, served (CPU profile)": {
+            "valid": run["served_valid"],
+            "test": run["test"],
+            "run": run,
+        },
+        "ours, served + seen items masked": ideas["seen masked"],
+        "ours, served + transition blend": {
+            "valid": blend["valid"],
+            "test": blend["test"],
+            "weight": blend["weight"],
+            "grid": blend["grid"],
+        },
+    }
+
+
+RUNNERS = {
+    "baselines": run_baselines,
+    "rectools-defaults": run_rectools("defaults"),
+    "rectools-eSASRec-style": run_rectools("eSASRec-style"),
+    "recbole": run_recbole,
+    "ours": run_ours,
+}
+
+
+def cached_run(name: str, seed: int, rerun: bool, data, threads: int) -> dict:
+    path = CACHE / f"{name}-seed{seed}.json"
+    if path.exists() and not rerun:
+        return json.loads(path.read_text())
+    print(f"== {name}, seed {seed}", flush=True)
+    started = time.perf_counter()
+    rows = RUNNERS[name](*data, seed, threads)
+    for row in rows.values():
+        row["minutes"] = (time.perf_counter() - started) / 60
+    CACHE.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(rows, indent=1))
+    partial.replace(path)  # a crash mid-run leaves no cached row behind
+    return rows
+
+
+def table(runs: dict[str, list[dict]]) -> list[str]:
+    """Rows as mean ± std over the cached seeds; ours against the best reference's test NDCG."""
+    by_row: dict[str, dict[str, list]] = {}
+    for name, seeds in runs.items():
+        for rows in seeds:
+            for label, row in rows.items():
+                entry = by_row.setdefault(label, {"run": name, "valid": [], "test": [], "min": []})
+                if row.get("valid"):
+                    entry["valid"].append(row["valid"]["ndcg@10"])
+                entry["test"].append(row["test"])
+                entry["min"].append(row["minutes"])
+    lines = [
+        "| model | seeds | valid NDCG@10 | test HR@10 | test NDCG@10 | test MRR@10 | minutes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, entry in by_row.items():
+        test = {m: [t[m] for t in entry["test"]] for m in ("hr@10", "ndcg@10", "mrr@10")}
+        minutes = sum(entry["min"]) / len(entry["min"])
+        valid = spread(entry["valid"]) if entry["valid"] else "–"
+        lines.append(
+            f"| {label} | {len(entry['test'])} | {valid} | {spread(test['hr@10'])} | "
+            f"{spread(test['ndcg@10'])} | {spread(test['mrr@10'])} | {minutes:.1f} |"
+        )
+    ndcg = {label: [t["ndcg@10"] for t in e["test"]] for label, e in by_row.items()}
+    references = [label for label, e in by_row.items() if e["run"] in REFERENCE_RUNS]
+    ours = [label for label, e in by_row.items() if e["run"] == "ours"]
+    if references and ours:
+        best = max(references, key=lambda label: np.mean(ndcg[label]))
+        lines.append(f"\nbest reference (mean test NDCG@10): {best}")
+        for label in ours:
+            ratio = np.mean(ndcg[label]) / np.mean(ndcg[best])
+            verdict = "tie" if is_tie(ndcg[label], ndcg[best]) else "differs"
+            lines.append(f"{label}: {ratio:.2f}x the best reference ({verdict}; bar 1.15x)")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", nargs="*", default=list(RUNS), choices=list(RUNS))
+    parser.add_argument("--seeds", nargs="*", type=int, default=[1, 2, 3])
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--rerun", action="store_true")
+    parser.add_argument("--table-only", action="store_true", help="print what is cached")
+    args = parser.parse_args()
+    data = None if args.table_only else real_data()
+    runs: dict[str, list[dict]] = {}
+    for name in args.runs:
+        seeds = args.seeds[:1] if name == "baselines" else args.seeds
+        for seed in seeds:
+            path = CACHE / f"{name}-seed{seed}.json"
+            if args.table_only and not path.exists():
+                continue
+            runs.setdefault(name, []).append(cached_run(name, seed, args.rerun, data, args.threads))
+    print("\n".join(table(runs)))
+
+
+if __name__ == "__main__":
+    main()
