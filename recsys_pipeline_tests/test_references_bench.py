@@ -1,0 +1,67 @@
+"""The reference comparison's own logic (bench/references.py): our split as the libraries get
+it, their top-10 lists scored by our metrics, and the mean ± std table with its ties."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from recsys_pipeline.data.histories import Histories
+from recsys_pipeline.data.split import Split
+from recsys_pipeline_tests.conftest import REPO
+
+sys.path.insert(0, str(REPO / "bench"))
+from _common import is_tie, spread  # noqa: E402
+from references import metrics_of_lists, split_frame, table  # noqa: E402
+
+SPLIT = Split(full=Histories.from_lists([5, 6, 7], [[1, 2, 3, 4], [9, 8], [4, 3, 2]]))
+
+
+def test_split_frame_is_our_split_in_order():
+    frame = split_frame(SPLIT)
+    assert frame.order.tolist() == list(range(9))
+    parts = frame.groupby("user").part.apply(list).to_dict()
+    assert parts == {
+        "5": ["train", "train", "valid", "test"],
+        "6": ["train", "train"],  # too short to split: all training
+        "7": ["train", "valid", "test"],
+    }
+    train = frame[frame.part == "train"].groupby("user").item.apply(list).to_dict()
+    assert train == {str(u): [str(i) for i in SPLIT.train[r]] for r, u in enumerate([5, 6, 7])}
+    test = frame[frame.part == "test"]
+    assert dict(zip(test.user, test.item, strict=True)) == {"5": "4", "7": "2"}
+
+
+def test_lists_are_scored_by_our_metrics_and_a_missing_list_is_a_miss():
+    perfect = metrics_of_lists({"5": ["4", "1"], "7": ["2"]}, SPLIT)
+    assert perfect == {"hr@10": 1.0, "ndcg@10": 1.0, "mrr@10": 1.0}
+    half = metrics_of_lists({"5": ["1", "4"]}, SPLIT)  # user 7 got no list
+    assert half["hr@10"] == 0.5 and half["mrr@10"] == 0.25
+    assert half["ndcg@10"] == pytest.approx(0.5 / np.log2(3))
+
+
+def test_spread_and_ties():
+    assert spread([0.1, 0.2, 0.3]) == "0.2000 ± 0.1000"
+    assert spread([0.05]) == "0.0500"
+    assert is_tie([0.070, 0.072, 0.071], [0.071, 0.069, 0.073])
+    assert not is_tie([0.070, 0.071, 0.072], [0.060, 0.061, 0.062])
+    assert not is_tie([0.07, 0.07, 0.07], [0.06])  # no spread at all: any difference counts
+
+
+def test_table_gives_mean_and_std_and_the_ratio_to_the_best_reference():
+    def rows(label: str, ndcg: float) -> dict:
+        test = {"hr@10": 2 * ndcg, "ndcg@10": ndcg, "mrr@10": ndcg / 2}
+        return {label: {"valid": {"ndcg@10": ndcg}, "test": test, "minutes": 1.0}}
+
+    lines = table(
+        {
+            "baselines": [rows("popularity", 0.01)],
+            "recbole": [rows("RecBole", 0.050), rows("RecBole", 0.052)],
+            "ours": [rows("ours", 0.060), rows("ours", 0.062)],
+        }
+    )
+    assert "| RecBole | 2 | 0.0510 ± 0.0014 | 0.1020 ± 0.0028 | 0.0510 ± 0.0014 |" in lines[3]
+    assert lines[-2] == "\nbest reference (mean test NDCG@10): RecBole"
+    assert lines[-1] == "ours: 1.20x the best reference (differs; bar 1.15x)"
