@@ -65,3 +65,5 @@ def test_table_gives_mean_and_std_and_the_ratio_to_the_best_reference():
     assert "| RecBole | 2 | 0.0510 ± 0.0014 | 0.1020 ± 0.0028 | 0.0510 ± 0.0014 |" in lines[3]
     assert lines[-2] == "\nbest reference (mean test NDCG@10): RecBole"
     assert lines[-1] == "ours: 1.20x the best reference (differs; bar 1.15x)"
+    one_seed = table({"baselines": [rows("popularity", 0.01)], "ours": [rows("ours", 0.02)]})
+    assert one_seed[-1] == "ours: 2.00x the best reference (one seed: spread unknown; bar 1.15x)"
