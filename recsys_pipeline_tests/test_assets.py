@@ -153,7 +153,7 @@ def test_popularity_counts_whole_training_parts_including_short_users(tmp_path, 
 
 
 FAST_SFT = {"config": {"stage1_epochs": 1, "stage2_epochs": 1}}
-MODELS = {"popularity", "transition", "sft", "dpo", "blend"}  # what evaluation ranks
+MODELS = {"popularity", "transition", "sft", "dpo"}  # what evaluation ranks
 
 
 def test_model_stages_on_tiny_data(tmp_path, tiny_csv, resources_for):
@@ -178,14 +178,6 @@ def test_model_stages_on_tiny_data(tmp_path, tiny_csv, resources_for):
         assert evaluation[f"{row['model']}/valid_mrr@10"] == row["valid mrr@10"]
     # the same validation protocol as training's model choice
     assert metrics["validation"]["sft"]["ndcg@10"] == pytest.approx(sft["valid/ndcg@10"])
-    # the blend's weight was chosen on validation from a grid that holds the served model alone
-    served = materialization_metadata(result, "dpo_checkpoint")["served"]
-    assert f"× {served} + " in evaluation["blend"]
-    weights = {
-        r.data["weight"]: r.data["valid ndcg@10"] for r in evaluation["blend_weights"].records
-    }
-    assert weights[0.0] == pytest.approx(metrics["validation"][served]["ndcg@10"])
-    assert metrics["validation"]["blend"]["ndcg@10"] == pytest.approx(max(weights.values()))
     # 40 items + PAD/UNK/BOS/EOS, the CPU profile's size (64 wide, 2 layers, 2 heads, inner 256)
     shape = dict(
         vocab_size=44,

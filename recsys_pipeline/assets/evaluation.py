@@ -1,5 +1,5 @@
 """evaluation: the leaderboard, every model ranked on the validation and test targets under one
-protocol (metrics.json), and the served model blended with last-item transitions."""
+protocol (metrics.json)."""
 
 import dagster as dg
 from pydantic import Field
@@ -23,22 +23,19 @@ class EvaluationConfig(dg.Config):
     group_name="evaluation",
     kinds={"json"},
     deps=["sequences", "tokenizer", "sft_checkpoint", "dpo_checkpoint"],
-    code_version="2",
+    code_version="1",
     automation_condition=FOLLOW_SERVED_MODEL,
 )
 def evaluation(
     context: dg.AssetExecutionContext, config: EvaluationConfig, storage: RecsysStorage
 ) -> dg.MaterializeResult:
-    """The leaderboard: HR/NDCG/MRR@10 of each model (popularity, last-item transition, SFT, DPO,
-    and the served one's blend with transitions, its weight chosen on the validation targets) on
-    the validation and the test targets, full ranking over all items."""
+    """The leaderboard: HR/NDCG/MRR@10 of each model (popularity, last-item transition, SFT, DPO)
+    on the validation and the test targets, full ranking over all items."""
     from recsys_pipeline.data.split import read_split
     from recsys_pipeline.data.vocab import load_vocab
     from recsys_pipeline.ranking.baselines import popularity_scorer, transition_scorer
-    from recsys_pipeline.ranking.blend import fit_blend
     from recsys_pipeline.ranking.protocol import METRICS_FILE, evaluate_targets, write_evaluation
     from recsys_pipeline.ranking.scoring import model_scorer
-    from recsys_pipeline.training.dpo import read_serving
 
     store = storage.artifacts()
     with reading(context, storage, "sequences", "tokenizer", *MODEL_CHECKPOINTS.values()) as inputs:
@@ -50,10 +47,6 @@ def evaluation(
         }
         for name, key in MODEL_CHECKPOINTS.items():
             scorers[name] = model_scorer(load_model(inputs[key]), vocab)
-        served = read_serving(inputs["dpo_checkpoint"])["served"]
-    blend = fit_blend(scorers[served], split, vocab)
-    context.log.info(f"blend of {served} and transitions: weight {blend.weight} on validation")
-    scorers["blend"] = blend.scorer
     exclude = config.exclude_history
     results = evaluate_targets(scorers, split, vocab, exclude_history=exclude)
     validation = evaluate_targets(scorers, split, vocab, exclude_history=exclude, stage="valid")
@@ -79,11 +72,6 @@ def evaluation(
                 )
                 for name in board
             ],
-        ),
-        "blend": f"{1 - blend.weight:g} × {served} + {blend.weight:g} × transition",
-        "blend_weights": table(
-            {"weight": "float", "valid ndcg@10": "float"},
-            [(w, found[f"ndcg@{TOP_K}"]) for w, found in blend.grid.items()],
         ),
         "metrics_file": dg.MetadataValue.path(str(store.published["evaluation"] / METRICS_FILE)),
     }
