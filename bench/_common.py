@@ -90,7 +90,7 @@ def served_ideas(model: object, split: Split, vocab: ItemVocab) -> dict:
     from recsys_pipeline.ranking.protocol import evaluate_targets
     from recsys_pipeline.ranking.scoring import model_scorer
 
-    def both(scorer: object, exclude_history: bool = False) -> dict:
+    def both(scorer: object, exclude_history: bool) -> dict:
         return {
             stage: evaluate_targets({"m": scorer}, split, vocab, exclude_history, stage)[
                 "m"
@@ -100,9 +100,16 @@ def served_ideas(model: object, split: Split, vocab: ItemVocab) -> dict:
 
     scorer = model_scorer(model, vocab)
     blend = fit_blend(scorer, split, vocab)
+    blend_test = evaluate_targets({"m": blend.scorer}, split, vocab)["m"].metrics()
     return {
         "seen masked": both(scorer, exclude_history=True),
-        "transition blend": {"weight": blend.weight, "grid": blend.grid, **both(blend.scorer)},
+        # the grid already ranked the validation targets with every weight
+        "transition blend": {
+            "weight": blend.weight,
+            "grid": blend.grid,
+            "valid": blend.grid[blend.weight],
+            "test": blend_test,
+        },
     }
 
 

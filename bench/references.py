@@ -151,7 +151,6 @@ def run_ours(split, vocab, titles, seed, threads) -> dict:
     vectors = title_vectors(split, vocab, titles, settings.hidden_size)
     run = train_and_test(split, vocab, vectors, settings, dpo, ideas=True)
     ideas = run.pop("ideas")
-    blend = ideas["transition blend"]
     return {
         "ours, SFT (CPU profile)": {"valid": run["valid"], "test": run["sft_test"]},
         "ours, served (CPU profile)": {
@@ -160,12 +159,7 @@ def run_ours(split, vocab, titles, seed, threads) -> dict:
             "run": run,
         },
         "ours, served + seen items masked": ideas["seen masked"],
-        "ours, served + transition blend": {
-            "valid": blend["valid"],
-            "test": blend["test"],
-            "weight": blend["weight"],
-            "grid": blend["grid"],
-        },
+        "ours, served + transition blend": ideas["transition blend"],
     }
 
 
