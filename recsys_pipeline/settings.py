@@ -63,7 +63,9 @@ PROFILES: dict[str, Profile] = {
             batch_size=1024,
             patience=3,
         ),
-        embedding=EmbeddingSettings(model="Qwen/Qwen3-Embedding-0.6B", dimensions=1024),
+        embedding=EmbeddingSettings(
+            model="Qwen/Qwen3-Embedding-0.6B", dimensions=1024, batch_size=256
+        ),
     ),
 }
 

@@ -35,7 +35,10 @@ def steam_file(steam_source: SteamSource, storage: RecsysStorage) -> dg.ObserveR
 def definitions(settings: Settings) -> dg.Definitions:
     SteamEnrichmentConfig = config_from_settings(
         "SteamEnrichmentConfig",
-        SteamMatchSettings(model=settings.profile.embedding.model),
+        SteamMatchSettings(
+            model=settings.profile.embedding.model,
+            batch_size=settings.profile.embedding.batch_size,
+        ),
         "How catalog titles are matched to Steam games.",
     )
 
@@ -97,7 +100,10 @@ def match_catalog(
         catalog = inputs["tokenizer"]
         item_ids, titles = load_vocab(catalog).item_ids, load_titles(catalog)
     matches = match_items(
-        titles, loaded.games, settings.threshold, lambda t: encode_texts(t, settings.model)
+        titles,
+        loaded.games,
+        settings.threshold,
+        lambda t: encode_texts(t, settings.model, batch_size=settings.batch_size),
     )
     table = matches_table(item_ids, loaded.games, matches)
     with store.writing("steam_enrichment") as folder:

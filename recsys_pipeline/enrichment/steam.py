@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
-from recsys_pipeline.enrichment.text_vectors import BUNDLED_MODEL
+from recsys_pipeline.enrichment.text_vectors import BUNDLED_MODEL, CPU_ENCODE_BATCH
 from recsys_pipeline.enrichment.titles import normalize_title, strip_platform
 
 COLUMNS = ["appid", "name", "release_year", "price", "developers", "genres", "description"]
@@ -43,6 +43,7 @@ class SteamMatchSettings(BaseModel):
         0.88, ge=0.0, le=1.0, description="title-embedding cosine above which a match is taken"
     )
     model: str = Field(BUNDLED_MODEL, description="sentence-transformers model for the titles")
+    batch_size: int = Field(CPU_ENCODE_BATCH, ge=1, description="titles per encoder batch")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,68 @@
+"""Benchmark: texts per second of the CPU text encoder by batch size, on the texts the pipeline
+encodes (Steam game names and catalog titles, platform words stripped as steam_enrichment does).
+
+Each batch size encodes the same sample; the sizes run in turn, twice, so that the machine's drift
+falls on all of them alike. The reference is 256, the batch the pipeline used before 64.
+
+    .venv/bin/python bench/encoder_batch.py [--texts 4000] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REFERENCE = 256
+SIZES = (REFERENCE, 16, 32, 64, 128)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--texts", type=int, default=4000)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    args = parser.parse_args()
+    import pandas as pd
+    import torch
+    from _common import SHARED_CSV, real_data
+    from sentence_transformers import SentenceTransformer
+
+    from recsys_pipeline.enrichment.text_vectors import BUNDLED_MODEL, resolve_model
+    from recsys_pipeline.enrichment.titles import strip_platform
+
+    torch.set_num_threads(args.threads)
+    _, _, titles = real_data()
+    names = pd.read_csv(SHARED_CSV.parents[1] / "steam" / "steam.csv", usecols=["name"])[
+        "name"
+    ].astype(str)
+    texts = [strip_platform(t) for t in [*names.tolist(), *titles]]
+    sample = np.random.default_rng(0).choice(len(texts), args.texts, replace=False)
+    texts = [texts[i] for i in sample]
+    model = SentenceTransformer(resolve_model(BUNDLED_MODEL), device="cpu")
+    model.encode(texts[:200], batch_size=32)  # warm-up: the first batches allocate
+
+    seconds: dict[int, list[float]] = {size: [] for size in SIZES}
+    vectors: dict[int, np.ndarray] = {}
+    for _ in range(2):
+        for size in SIZES:
+            started = time.perf_counter()
+            vectors[size] = model.encode(texts, batch_size=size, normalize_embeddings=True)
+            seconds[size].append(time.perf_counter() - started)
+    print(f"{len(texts)} texts, {args.threads} threads, each size twice (mean)")
+    print("| batch | texts/s | ratio to 256 | max |Δ| to 256's vectors |")
+    print("|---|---|---|---|")
+    reference = np.mean(seconds[REFERENCE])
+    for size in SIZES:
+        rate = len(texts) / np.mean(seconds[size])
+        diff = float(np.abs(vectors[size] - vectors[REFERENCE]).max())
+        print(f"| {size} | {rate:.0f} | {reference / np.mean(seconds[size]):.2f}x | {diff:.1e} |")
+
+
+if __name__ == "__main__":
+    main()
