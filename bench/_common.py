@@ -16,6 +16,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CSV = REPO.parent / "shared" / "data" / "amazon-games" / "sequences.csv"
+SHARED_STEAM = REPO.parent / "shared" / "data" / "steam" / "steam.csv"
 sys.path.insert(0, str(REPO))
 
 from recsys_pipeline.data.input_csv import parse_sequences_csv  # noqa: E402

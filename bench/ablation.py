@@ -17,10 +17,10 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from pathlib import Path
 
 from _common import (
     SHARED_CSV,
+    SHARED_STEAM,
     cpu_settings,
     pipeline_dpo_settings,
     real_data,
@@ -30,7 +30,6 @@ from _common import (
 )
 
 BASE = cpu_settings()
-STEAM = Path(__file__).resolve().parents[2] / "shared" / "data" / "steam" / "steam.csv"
 
 
 def offline_profiles(titles: list[str]) -> list[str]:
@@ -48,7 +47,7 @@ def offline_profiles(titles: list[str]) -> list[str]:
             {
                 "RECSYS_DATA_DIR": tmp,
                 "RECSYS_RAW_CSV": str(SHARED_CSV),
-                "RECSYS_STEAM_CSV": str(STEAM),
+                "RECSYS_STEAM_CSV": str(SHARED_STEAM),
                 "RECSYS_OFFLINE": "1",
                 "RECSYS_PROFILE": "cpu",
             }

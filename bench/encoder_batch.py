@@ -28,23 +28,20 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=4000)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     args = parser.parse_args()
-    import pandas as pd
     import torch
-    from _common import SHARED_CSV, real_data
-    from sentence_transformers import SentenceTransformer
+    from _common import SHARED_STEAM, real_data
 
-    from recsys_pipeline.enrichment.text_vectors import BUNDLED_MODEL, resolve_model
+    from recsys_pipeline.enrichment.steam import load_steam_games
+    from recsys_pipeline.enrichment.text_vectors import BUNDLED_MODEL, load_encoder
     from recsys_pipeline.enrichment.titles import strip_platform
 
     torch.set_num_threads(args.threads)
     _, _, titles = real_data()
-    names = pd.read_csv(SHARED_CSV.parents[1] / "steam" / "steam.csv", usecols=["name"])[
-        "name"
-    ].astype(str)
+    names = load_steam_games(SHARED_STEAM).games["name"]
     texts = [strip_platform(t) for t in [*names.tolist(), *titles]]
     sample = np.random.default_rng(0).choice(len(texts), args.texts, replace=False)
     texts = [texts[i] for i in sample]
-    model = SentenceTransformer(resolve_model(BUNDLED_MODEL), device="cpu")
+    model = load_encoder(BUNDLED_MODEL)  # as the pipeline loads it, in its precision
     model.encode(texts[:200], batch_size=32)  # warm-up: the first batches allocate
 
     seconds: dict[int, list[float]] = {size: [] for size in SIZES}

@@ -23,9 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-from _common import REPO, SHARED_CSV
+from _common import REPO, SHARED_CSV, SHARED_STEAM
 
-STEAM = REPO.parent / "shared" / "data" / "steam" / "steam.csv"
 TICK = datetime.datetime(2026, 12, 7, 3, 0, tzinfo=datetime.UTC)  # a Monday, the training cron
 
 
@@ -53,7 +52,7 @@ def main() -> None:
         **os.environ,
         "RECSYS_DATA_DIR": str(scratch),
         "RECSYS_RAW_CSV": str(csv),
-        "RECSYS_STEAM_CSV": str(STEAM),
+        "RECSYS_STEAM_CSV": str(SHARED_STEAM),
         "RECSYS_PROFILE": "cpu",
         "RECSYS_OFFLINE": "1",
         "HF_HUB_OFFLINE": "1",

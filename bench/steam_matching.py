@@ -20,21 +20,20 @@ import numpy as np
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
-STEAM = BENCH.parents[1] / "shared" / "data" / "steam" / "steam.csv"
 THRESHOLDS = (0.70, 0.75, 0.80, 0.83, 0.86, 0.88, 0.90, 0.93, 0.95)
 
 
 def main() -> None:
-    from _common import real_data
+    from _common import SHARED_STEAM, real_data
 
     from recsys_pipeline.enrichment.steam import load_steam_games, match_items
     from recsys_pipeline.enrichment.text_vectors import BUNDLED_MODEL, encode_texts
 
-    if not STEAM.is_file():
-        sys.exit(f"needs {STEAM}")
+    if not SHARED_STEAM.is_file():
+        sys.exit(f"needs {SHARED_STEAM}")
     _, vocab, titles = real_data()
     started = time.perf_counter()
-    games = load_steam_games(STEAM).games
+    games = load_steam_games(SHARED_STEAM).games
     matches = match_items(
         titles, games, threshold=0.0, encode=lambda t: encode_texts(t, BUNDLED_MODEL)
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from recsys_pipeline.data.histories import Histories
 from recsys_pipeline.data.vocab import ItemVocab
 from recsys_pipeline.models.precision import fast_dtype
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 VECTORS_FILE = "vectors.npy"
@@ -28,7 +31,7 @@ _PLACEHOLDER = re.compile(
 
 SOURCE_TEXT, SOURCE_NEIGHBOURS, SOURCE_RANDOM = "text", "neighbours", "random"
 # Short texts (titles average 7 tokens) encode faster on CPU in small batches: MiniLM on 2 cores
-# ran 64 at a time at 1.3-1.8x the texts/s of 256, with the same vectors (bench/encoder_batch.py).
+# ran 64 at a time at 1.50x the texts/s of 256, with the same vectors (bench/encoder_batch.py).
 # GPUs want large batches; the GPU profile sets its own.
 CPU_ENCODE_BATCH = 64
 
@@ -68,6 +71,15 @@ def resolve_model(name_or_path: str) -> str:
     return name_or_path
 
 
+def load_encoder(model_name_or_path: str, device: str = "cpu") -> SentenceTransformer:
+    """The sentence-transformers model, in the device's fast precision."""
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(
+        resolve_model(model_name_or_path), device=device, model_kwargs={"dtype": fast_dtype(device)}
+    )
+
+
 def encode_texts(
     texts: list[str],
     model_name_or_path: str,
@@ -75,11 +87,7 @@ def encode_texts(
     batch_size: int = CPU_ENCODE_BATCH,
 ) -> np.ndarray:
     """Unit-length sentence embeddings, one row per text (each distinct text encoded once)."""
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(
-        resolve_model(model_name_or_path), device=device, model_kwargs={"dtype": fast_dtype(device)}
-    )
+    model = load_encoder(model_name_or_path, device)
     distinct, inverse = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
     vectors = model.encode(
         distinct.tolist(), batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False
