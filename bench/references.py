@@ -64,6 +64,7 @@ RECTOOLS = {
 }
 REFERENCE_RUNS = ("baselines", "rectools-defaults", "rectools-eSASRec-style", "recbole")
 RUNS = (*REFERENCE_RUNS, "ours")
+SERVED = "ours, served (CPU profile)"  # the ideas are compared with this row
 
 
 def split_frame(split) -> pd.DataFrame:
@@ -153,7 +154,7 @@ def run_ours(split, vocab, titles, seed, threads) -> dict:
     ideas = run.pop("ideas")
     return {
         "ours, SFT (CPU profile)": {"valid": run["valid"], "test": run["sft_test"]},
-        "ours, served (CPU profile)": {
+        SERVED: {
             "valid": run["served_valid"],
             "test": run["test"],
             "run": run,
@@ -228,6 +229,26 @@ def table(runs: dict[str, list[dict]]) -> list[str]:
     return lines
 
 
+def against_served(seeds: list[dict]) -> list[str]:
+    """Each idea on the served model against the served model itself, seed by seed (the ideas
+    need no retraining, so a seed's idea and served rows share one trained model)."""
+    lines = []
+    for label in seeds[0]:
+        if label == SERVED or not label.startswith(SERVED.split(" (")[0]):
+            continue
+        parts = []
+        for part in ("valid", "test"):
+            idea = [rows[label][part]["ndcg@10"] for rows in seeds]
+            served = [rows[SERVED][part]["ndcg@10"] for rows in seeds]
+            gains = ", ".join(f"{i - s:+.4f}" for i, s in zip(idea, served, strict=True))
+            verdict = "tie" if is_tie(idea, served) else "differs"
+            if len(seeds) < 2:
+                verdict = "one seed: spread unknown"
+            parts.append(f"{part} {gains} ({verdict})")
+        lines.append(f"{label} against the served model, NDCG@10 by seed: {'; '.join(parts)}")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", nargs="*", default=list(RUNS), choices=list(RUNS))
@@ -249,6 +270,8 @@ def main() -> None:
                 continue
             runs.setdefault(name, []).append(cached_run(name, seed, args.rerun, data, args.threads))
     print("\n".join(table(runs)))
+    if "ours" in runs:
+        print("\n".join(["", *against_served(runs["ours"])]))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from recsys_pipeline_tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "bench"))
 from _common import is_tie, spread  # noqa: E402
-from references import metrics_of_lists, split_frame, table  # noqa: E402
+from references import SERVED, against_served, metrics_of_lists, split_frame, table  # noqa: E402
 
 SPLIT = Split(full=Histories.from_lists([5, 6, 7], [[1, 2, 3, 4], [9, 8], [4, 3, 2]]))
 
@@ -67,3 +67,24 @@ def test_table_gives_mean_and_std_and_the_ratio_to_the_best_reference():
     assert lines[-1] == "ours: 1.20x the best reference (differs; bar 1.15x)"
     one_seed = table({"baselines": [rows("popularity", 0.01)], "ours": [rows("ours", 0.02)]})
     assert one_seed[-1] == "ours: 2.00x the best reference (one seed: spread unknown; bar 1.15x)"
+
+
+def test_ideas_are_compared_with_the_served_model_seed_by_seed():
+    def seed(served, idea_valid, idea_test):
+        def row(valid, test):
+            return {"valid": {"ndcg@10": valid}, "test": {"ndcg@10": test}}
+
+        return {
+            "ours, SFT (CPU profile)": row(0.05, 0.05),
+            SERVED: row(served, served),
+            "ours, served + mask": row(idea_valid, idea_test),
+        }
+
+    seeds = [seed(0.060, 0.0650, 0.061), seed(0.062, 0.0665, 0.061)]
+    (line,) = against_served(seeds)
+    assert line == (
+        "ours, served + mask against the served model, NDCG@10 by seed: "
+        "valid +0.0050, +0.0045 (differs); test +0.0010, -0.0010 (tie)"
+    )
+    (single,) = against_served(seeds[:1])
+    assert single.endswith("test +0.0010 (one seed: spread unknown)")
