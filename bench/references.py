@@ -13,11 +13,16 @@ seeds a row (the split fixed), mean ± std; a difference under two standard erro
 - Ours: the CPU profile's served model (SFT, then DPO where it wins on validation), and on it
   the ideas that need no retraining: the seen items masked at scoring, and the blend with
   last-item transitions (weight chosen on the validation targets).
+- Ours retrained with CPU-profile SFT settings changed (the ideas that need retraining): a run
+  named ``ours+FIELD=VALUE[+FIELD=VALUE]``, e.g. ``ours+stage2_epochs=10``; its served model is
+  compared with the default's seed by seed.
 
 A run's rows are cached per seed in bench/results/references/ (--rerun redoes them); the table
 is printed from the cache for the seeds asked, so the rows can be run one at a time:
 
     .venv/bin/python bench/references.py [--runs NAME ...] [--seeds 1 2 3] [--threads N]
+
+Without --runs, every run above and every cached ``ours+...`` variant.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ RECTOOLS = {
 REFERENCE_RUNS = ("baselines", "rectools-defaults", "rectools-eSASRec-style", "recbole")
 RUNS = (*REFERENCE_RUNS, "ours")
 SERVED = "ours, served (CPU profile)"  # the ideas are compared with this row
+SERVED_VARIANT = "ours, served"  # + the changed settings
 
 
 def split_frame(split) -> pd.DataFrame:
@@ -146,22 +152,41 @@ def run_recbole(split, vocab, titles, seed, threads) -> dict:
     }
 
 
-def run_ours(split, vocab, titles, seed, threads) -> dict:
-    settings = cpu_settings(seed=seed)
-    dpo = pipeline_dpo_settings().model_copy(update={"seed": seed})
-    vectors = title_vectors(split, vocab, titles, settings.hidden_size)
-    run = train_and_test(split, vocab, vectors, settings, dpo, ideas=True)
-    ideas = run.pop("ideas")
-    return {
-        "ours, SFT (CPU profile)": {"valid": run["valid"], "test": run["sft_test"]},
-        SERVED: {
-            "valid": run["served_valid"],
-            "test": run["test"],
-            "run": run,
-        },
-        "ours, served + seen items masked": ideas["seen masked"],
-        "ours, served + transition blend": ideas["transition blend"],
-    }
+def variant_changes(name: str) -> dict[str, str]:
+    """The SFT settings an ``ours+FIELD=VALUE[+...]`` run changes (none for ``ours``)."""
+    base, *parts = name.split("+")
+    if base != "ours" or any("=" not in part for part in parts):
+        raise ValueError(f"{name!r} is neither a run ({', '.join(RUNS)}) nor ours+FIELD=VALUE")
+    changes = dict(part.split("=", 1) for part in parts)
+    cpu_settings(**changes)  # an unknown field or a bad value fails here, before any training
+    return changes
+
+
+def run_ours(changes: dict[str, str]):
+    described = ", ".join(f"{field}={value}" for field, value in changes.items())
+
+    def run(split, vocab, titles, seed, threads) -> dict:
+        settings = cpu_settings(**changes, seed=seed)
+        dpo = pipeline_dpo_settings().model_copy(update={"seed": seed})
+        vectors = title_vectors(split, vocab, titles, settings.hidden_size)
+        # the ideas that need no retraining are measured on the default model only
+        run = train_and_test(split, vocab, vectors, settings, dpo, ideas=not changes)
+        sft = {"valid": run["valid"], "test": run["sft_test"]}
+        served = {"valid": run["served_valid"], "test": run["test"]}
+        if changes:
+            return {
+                f"ours, SFT, {described}": sft,
+                f"{SERVED_VARIANT}, {described}": {**served, "run": run},
+            }
+        ideas = run.pop("ideas")
+        return {
+            "ours, SFT (CPU profile)": sft,
+            SERVED: {**served, "run": run},
+            "ours, served + seen items masked": ideas["seen masked"],
+            "ours, served + transition blend": ideas["transition blend"],
+        }
+
+    return run
 
 
 RUNNERS = {
@@ -169,8 +194,12 @@ RUNNERS = {
     "rectools-defaults": run_rectools("defaults"),
     "rectools-eSASRec-style": run_rectools("eSASRec-style"),
     "recbole": run_recbole,
-    "ours": run_ours,
+    "ours": run_ours({}),
 }
+
+
+def runner(name: str):
+    return RUNNERS[name] if name in RUNNERS else run_ours(variant_changes(name))
 
 
 def cached_run(name: str, seed: int, rerun: bool, data, threads: int) -> dict:
@@ -179,7 +208,7 @@ def cached_run(name: str, seed: int, rerun: bool, data, threads: int) -> dict:
         return json.loads(path.read_text())
     print(f"== {name}, seed {seed}", flush=True)
     started = time.perf_counter()
-    rows = RUNNERS[name](*data, seed, threads)
+    rows = runner(name)(*data, seed, threads)
     for row in rows.values():
         row["minutes"] = (time.perf_counter() - started) / 60
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -214,7 +243,7 @@ def table(runs: dict[str, list[dict]]) -> list[str]:
         )
     ndcg = {label: [t["ndcg@10"] for t in e["test"]] for label, e in by_row.items()}
     references = [label for label, e in by_row.items() if e["run"] in REFERENCE_RUNS]
-    ours = [label for label, e in by_row.items() if e["run"] == "ours"]
+    ours = [label for label, e in by_row.items() if is_ours(e["run"])]
     if references and ours:
         best = max(references, key=lambda label: np.mean(ndcg[label]))
         lines.append(f"\nbest reference (mean test NDCG@10): {best}")
@@ -229,20 +258,25 @@ def table(runs: dict[str, list[dict]]) -> list[str]:
     return lines
 
 
+def is_ours(run: str) -> bool:
+    return run.split("+")[0] == "ours"
+
+
 def against_served(seeds: list[dict]) -> list[str]:
-    """Each idea on the served model against the served model itself, seed by seed (the ideas
-    need no retraining, so a seed's idea and served rows share one trained model)."""
+    """Each idea against the served model, seed by seed: ``seeds`` holds each seed's rows of
+    every ours run (an idea that needs no retraining shares its seed's trained model)."""
     lines = []
-    for label in seeds[0]:
-        if label == SERVED or not label.startswith(SERVED.split(" (")[0]):
+    for label in dict.fromkeys(label for rows in seeds for label in rows):
+        if label == SERVED or not label.startswith(SERVED_VARIANT):
             continue
+        having = [rows for rows in seeds if label in rows]  # a variant may miss some seeds
         parts = []
         for part in ("valid", "test"):
-            idea = [rows[label][part]["ndcg@10"] for rows in seeds]
-            served = [rows[SERVED][part]["ndcg@10"] for rows in seeds]
+            idea = [rows[label][part]["ndcg@10"] for rows in having]
+            served = [rows[SERVED][part]["ndcg@10"] for rows in having]
             gains = ", ".join(f"{i - s:+.4f}" for i, s in zip(idea, served, strict=True))
             verdict = "tie" if is_tie(idea, served) else "differs"
-            if len(seeds) < 2:
+            if len(having) < 2:
                 verdict = "one seed: spread unknown"
             parts.append(f"{part} {gains} ({verdict})")
         lines.append(f"{label} against the served model, NDCG@10 by seed: {'; '.join(parts)}")
@@ -250,28 +284,42 @@ def against_served(seeds: list[dict]) -> list[str]:
 
 
 def main() -> None:
+    variants = sorted({path.name.rsplit("-seed", 1)[0] for path in CACHE.glob("ours+*-seed*.json")})
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", nargs="*", default=list(RUNS), choices=list(RUNS))
+    parser.add_argument(
+        "--runs", nargs="*", default=[*RUNS, *variants], help=f"{', '.join(RUNS)}, ours+FIELD=VALUE"
+    )
     parser.add_argument("--seeds", nargs="*", type=int, default=[1, 2, 3])
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--rerun", action="store_true")
     parser.add_argument("--table-only", action="store_true", help="print what is cached")
     args = parser.parse_args()
+    for name in args.runs:
+        if name not in RUNS:
+            try:
+                variant_changes(name)
+            except ValueError as error:  # pydantic's ValidationError is one too
+                parser.error(str(error))
     import torch
 
     torch.set_num_threads(args.threads)  # the runs in this process; the libraries get it too
     data = None if args.table_only else real_data()
     runs: dict[str, list[dict]] = {}
+    ours_by_seed: dict[int, dict] = {}
     for name in args.runs:
         seeds = args.seeds[:1] if name == "baselines" else args.seeds
         for seed in seeds:
             path = CACHE / f"{name}-seed{seed}.json"
             if args.table_only and not path.exists():
                 continue
-            runs.setdefault(name, []).append(cached_run(name, seed, args.rerun, data, args.threads))
+            rows = cached_run(name, seed, args.rerun, data, args.threads)
+            runs.setdefault(name, []).append(rows)
+            if is_ours(name):
+                ours_by_seed.setdefault(seed, {}).update(rows)
     print("\n".join(table(runs)))
-    if "ours" in runs:
-        print("\n".join(["", *against_served(runs["ours"])]))
+    with_default = [rows for rows in ours_by_seed.values() if SERVED in rows]
+    if with_default:
+        print("\n".join(["", *against_served(with_default)]))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,14 @@ from recsys_pipeline_tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "bench"))
 from _common import is_tie, spread  # noqa: E402
-from references import SERVED, against_served, metrics_of_lists, split_frame, table  # noqa: E402
+from references import (  # noqa: E402
+    SERVED,
+    against_served,
+    metrics_of_lists,
+    split_frame,
+    table,
+    variant_changes,
+)
 
 SPLIT = Split(full=Histories.from_lists([5, 6, 7], [[1, 2, 3, 4], [9, 8], [4, 3, 2]]))
 
@@ -88,3 +95,30 @@ def test_ideas_are_compared_with_the_served_model_seed_by_seed():
     )
     (single,) = against_served(seeds[:1])
     assert single.endswith("test +0.0010 (one seed: spread unknown)")
+
+
+def test_a_variant_names_the_sft_settings_it_changes_and_a_bad_one_fails_before_training():
+    assert variant_changes("ours") == {}
+    assert variant_changes("ours+stage2_epochs=10+learning_rate=0.003") == {
+        "stage2_epochs": "10",
+        "learning_rate": "0.003",
+    }
+    for bad in ("rectools", "ours+stage2_epochs", "ours+no_such_field=1", "ours+stage2_epochs=x"):
+        with pytest.raises(ValueError):
+            variant_changes(bad)
+
+
+def test_a_retrained_variant_is_compared_on_the_seeds_it_ran():
+    def row(ndcg):
+        return {"valid": {"ndcg@10": ndcg}, "test": {"ndcg@10": ndcg}}
+
+    seeds = [
+        {SERVED: row(0.070), "ours, served, stage2_epochs=10": row(0.072)},
+        {SERVED: row(0.071), "ours, served, stage2_epochs=10": row(0.073)},
+        {SERVED: row(0.072)},  # the variant has not run on this seed
+    ]
+    (line,) = against_served(seeds)
+    assert line == (
+        "ours, served, stage2_epochs=10 against the served model, NDCG@10 by seed: "
+        "valid +0.0020, +0.0020 (differs); test +0.0020, +0.0020 (differs)"
+    )
