@@ -17,7 +17,7 @@ seeds a row (the split fixed), mean ± std; a difference under two standard erro
   named ``ours+FIELD=VALUE[+FIELD=VALUE]``, e.g. ``ours+stage2_epochs=10``; its served model is
   compared with the default's seed by seed.
 
-A run's rows are cached per seed in bench/results/references/ (--rerun redoes them); the table
+A run's rows are cached per seed in bench/results/references/ (committed; --rerun redoes them); the table
 is printed from the cache for the seeds asked, so the rows can be run one at a time:
 
     .venv/bin/python bench/references.py [--runs NAME ...] [--seeds 1 2 3] [--threads N]

@@ -307,10 +307,13 @@ def test_output_precision_setting(monkeypatch):
 def test_one_bf16_probe_decides_for_the_text_encoder_and_the_trainer(monkeypatch):
     from recsys_pipeline.models import precision
 
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
-    assert precision.fast_dtype("cpu") is torch.bfloat16
-    assert not precision.trainer_bf16("cpu")  # CPUs train in float32 whatever the probe says
+    for amx, avx512_bf16 in ((True, False), (False, True)):
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda amx=amx: amx)
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda b=avx512_bf16: b)
+        assert precision.fast_dtype("cpu") is torch.bfloat16
+        assert not precision.trainer_bf16("cpu")  # CPUs train in float32 whatever the probe says
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
     assert precision.fast_dtype("cpu") is torch.float32
 
 

@@ -19,6 +19,7 @@ from recsys_pipeline.data.vocab import ItemVocab
 from recsys_pipeline.models.precision import fast_dtype
 
 if TYPE_CHECKING:
+    import torch
     from sentence_transformers import SentenceTransformer
 
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
@@ -31,7 +32,8 @@ _PLACEHOLDER = re.compile(
 
 SOURCE_TEXT, SOURCE_NEIGHBOURS, SOURCE_RANDOM = "text", "neighbours", "random"
 # Short texts (titles average 7 tokens) encode faster on CPU in small batches: MiniLM on 2 cores
-# ran 64 at a time at 1.50x the texts/s of 256, with the same vectors (bench/encoder_batch.py).
+# ran 64 at a time at 1.50x the texts/s of 256 in float32 (AVX2) and 1.14x in bf16 (AVX-512 BF16),
+# with the same vectors (bench/encoder_batch.py).
 # GPUs want large batches; the GPU profile sets its own.
 CPU_ENCODE_BATCH = 64
 
@@ -71,12 +73,16 @@ def resolve_model(name_or_path: str) -> str:
     return name_or_path
 
 
-def load_encoder(model_name_or_path: str, device: str = "cpu") -> SentenceTransformer:
-    """The sentence-transformers model, in the device's fast precision."""
+def load_encoder(
+    model_name_or_path: str, device: str = "cpu", dtype: torch.dtype | None = None
+) -> SentenceTransformer:
+    """The sentence-transformers model, in ``dtype`` (None: the device's fast precision)."""
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(
-        resolve_model(model_name_or_path), device=device, model_kwargs={"dtype": fast_dtype(device)}
+        resolve_model(model_name_or_path),
+        device=device,
+        model_kwargs={"dtype": dtype or fast_dtype(device)},
     )
 
 

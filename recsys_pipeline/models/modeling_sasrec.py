@@ -397,7 +397,8 @@ class SASRecForCausalLM(SASRecPreTrainedModel, GenerationMixin):
         index, valid = seen_tokens(input_ids, attention_mask, self.config)
         index, valid = index[:, keep], valid[:, keep]
         shift = self.seen_bias.to(logits.dtype) * valid
-        return logits + torch.zeros_like(logits).scatter_add(2, index, shift)
+        # each seen token once (seen_tokens), so this adds exactly one shift per seen column
+        return logits.scatter_add(2, index, shift)
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.model.embed_tokens
