@@ -17,7 +17,8 @@ seeds a row (the split fixed), mean ± std; a difference under two standard erro
   named ``ours+FIELD=VALUE[+FIELD=VALUE]``, e.g. ``ours+stage2_epochs=10``; its served model is
   compared with the default's seed by seed.
 
-A run's rows are cached per seed in bench/results/references/ (committed; --rerun redoes them); the table
+A run's rows are cached per seed in bench/results/references/ (committed; --rerun redoes
+them); the table
 is printed from the cache for the seeds asked, so the rows can be run one at a time:
 
     .venv/bin/python bench/references.py [--runs NAME ...] [--seeds 1 2 3] [--threads N]
@@ -199,16 +200,17 @@ RUNNERS = {
 
 
 def runner(name: str):
+    """The run's function; an unknown name or a bad ours+FIELD=VALUE raises ValueError."""
     return RUNNERS[name] if name in RUNNERS else run_ours(variant_changes(name))
 
 
-def cached_run(name: str, seed: int, rerun: bool, data, threads: int) -> dict:
+def cached_run(name: str, run, seed: int, rerun: bool, data, threads: int) -> dict:
     path = CACHE / f"{name}-seed{seed}.json"
     if path.exists() and not rerun:
         return json.loads(path.read_text())
     print(f"== {name}, seed {seed}", flush=True)
     started = time.perf_counter()
-    rows = runner(name)(*data, seed, threads)
+    rows = run(*data, seed, threads)
     for row in rows.values():
         row["minutes"] = (time.perf_counter() - started) / 60
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -294,12 +296,10 @@ def main() -> None:
     parser.add_argument("--rerun", action="store_true")
     parser.add_argument("--table-only", action="store_true", help="print what is cached")
     args = parser.parse_args()
-    for name in args.runs:
-        if name not in RUNS:
-            try:
-                variant_changes(name)
-            except ValueError as error:  # pydantic's ValidationError is one too
-                parser.error(str(error))
+    try:  # before any training: a bad variant name fails at once
+        runners = {name: runner(name) for name in args.runs}
+    except ValueError as error:  # pydantic's ValidationError is one too
+        parser.error(str(error))
     import torch
 
     torch.set_num_threads(args.threads)  # the runs in this process; the libraries get it too
@@ -312,7 +312,7 @@ def main() -> None:
             path = CACHE / f"{name}-seed{seed}.json"
             if args.table_only and not path.exists():
                 continue
-            rows = cached_run(name, seed, args.rerun, data, args.threads)
+            rows = cached_run(name, runners[name], seed, args.rerun, data, args.threads)
             runs.setdefault(name, []).append(rows)
             if is_ours(name):
                 ours_by_seed.setdefault(seed, {}).update(rows)

@@ -32,8 +32,8 @@ _PLACEHOLDER = re.compile(
 
 SOURCE_TEXT, SOURCE_NEIGHBOURS, SOURCE_RANDOM = "text", "neighbours", "random"
 # Short texts (titles average 7 tokens) encode faster on CPU in small batches: MiniLM on 2 cores
-# ran 64 at a time at 1.50x the texts/s of 256 in float32 (AVX2) and 1.14x in bf16 (AVX-512 BF16),
-# with the same vectors (bench/encoder_batch.py).
+# ran 64 at a time at 1.50x the texts/s of 256 in float32 (AVX2; vectors within 1.7e-7) and 1.14x
+# in bf16 (AVX-512 BF16; within 2.9e-3, bf16's rounding), by bench/encoder_batch.py.
 # GPUs want large batches; the GPU profile sets its own.
 CPU_ENCODE_BATCH = 64
 
