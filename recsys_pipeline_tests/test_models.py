@@ -262,6 +262,30 @@ def test_fused_linear_cross_entropy_matches_autograd():
         )
 
 
+def test_fused_loss_smooths_labels_as_cross_entropy_does():
+    from recsys_pipeline.models.fused_loss import linear_cross_entropy
+
+    torch.manual_seed(0)
+    hidden = torch.randn(300, 16, requires_grad=True)
+    weight = torch.randn(50, 16, requires_grad=True)
+    bias = torch.tensor([-1.5], requires_grad=True)
+    targets = torch.randint(0, 50, (300,))
+    index = torch.stack([torch.randperm(50)[:4] for _ in range(300)])
+    valid = (torch.rand(300, 4) > 0.3).float()
+    logits = (hidden @ weight.t()).scatter_add(1, index, bias * valid)
+    expected = torch.nn.functional.cross_entropy(logits, targets, label_smoothing=0.2)
+    expected.backward()
+    grads = hidden.grad.clone(), weight.grad.clone(), bias.grad.clone()
+    hidden.grad = weight.grad = bias.grad = None
+    got = linear_cross_entropy(
+        hidden, weight, targets, chunk=64, seen=(index, valid, bias), label_smoothing=0.2
+    )
+    got.backward()
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6)
+    for g, want in zip((hidden.grad, weight.grad, bias.grad), grads, strict=True):
+        assert torch.allclose(g, want, atol=1e-5)
+
+
 def test_fused_loss_in_bfloat16_stays_within_bf16_rounding_of_float32():
     from recsys_pipeline.models.fused_loss import linear_cross_entropy
 

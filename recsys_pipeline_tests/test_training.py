@@ -79,6 +79,27 @@ def test_stage1_keeps_the_text_rows_then_stage2_trains_them(tmp_path):
     assert report.parameters == expected_parameters(settings.variant, shape)
 
 
+def test_the_trainer_smooths_labels_by_the_setting(tmp_path):
+    from recsys_pipeline.models.modeling_sasrec import SASRecForCausalLM
+    from recsys_pipeline.training.sft import SASRecTrainer, Stage, training_arguments
+    from recsys_pipeline.training.windows import collate
+
+    histories = Histories.from_lists([0, 1], [list(range(1, 12)), [3, 4, 5]])
+    windows = WindowDataset(training_windows(histories, VOCAB, max_length=10))
+    batch = collate([windows[i] for i in range(len(windows))], VOCAB.pad_token_id)
+    settings = SFTSettings(**TINY, label_smoothing=0.3)
+    model = SASRecForCausalLM(settings.sasrec_config(VOCAB)).eval()
+    args = training_arguments(settings, Stage(2, 1, 1e-3), tmp_path, "cpu")
+    trainer = SASRecTrainer(model=model, args=args, train_dataset=windows, eval_dataset=windows)
+    with torch.no_grad():
+        loss = trainer.compute_loss(model, batch)
+        plain, smoothed = (
+            model(**batch, return_logits=False, label_smoothing=e).loss for e in (0.0, 0.3)
+        )
+    assert loss.item() == pytest.approx(smoothed.item(), rel=1e-6)
+    assert abs(smoothed.item() - plain.item()) > 1e-3
+
+
 class SASRecModelFactory:
     @staticmethod
     def with_text_rows(settings: SFTSettings, vectors: np.ndarray) -> torch.Tensor:

@@ -43,6 +43,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         seen_index: torch.Tensor | None,
         seen_valid: torch.Tensor | None,
         seen_bias: torch.Tensor | None,
+        label_smoothing: float,
     ) -> torch.Tensor:
         n = hidden.shape[0]
         needs_hidden_grad, needs_weight_grad = ctx.needs_input_grad[:2]
@@ -72,10 +73,21 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 )
             # softmax accumulates in float32 for reduced-precision inputs
             torch._softmax(logits, 1, False, out=probs)
-            total -= probs.gather(1, t[:, None]).float().clamp_min_(_TINY).log_().sum()
+            log_p = probs.gather(1, t[:, None]).float().clamp_min_(_TINY).log_()
+            if label_smoothing:
+                # F.cross_entropy's smoothing: (1 - e) * nll + e * mean over all columns of
+                # -log p = ... + e * (logsumexp - mean logit), logsumexp = z_t - log p_t
+                z_t = logits.gather(1, t[:, None]).float()
+                spread = z_t - log_p - logits.mean(1, keepdim=True, dtype=torch.float32)
+                total += label_smoothing * spread.sum() - (1.0 - label_smoothing) * log_p.sum()
+            else:
+                total -= log_p.sum()
             if grad_hidden is None and grad_weight is None and not needs_bias_grad:
                 continue
-            probs[torch.arange(len(t), device=t.device), t] -= 1.0  # d loss / d logits
+            # d loss / d logits = p - (1 - e) * onehot - e / columns
+            probs[torch.arange(len(t), device=t.device), t] -= 1.0 - label_smoothing
+            if label_smoothing:
+                probs -= label_smoothing / logits.shape[1]
             if needs_bias_grad:
                 grad_bias += (probs.gather(1, index).float() * valid).sum()
             if grad_hidden is not None:
@@ -108,6 +120,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
             None,
             None,
             grad_bias * scale if ctx.needs_input_grad[7] else None,
+            None,
         )
 
 
@@ -118,8 +131,10 @@ def linear_cross_entropy(
     chunk: int | None = None,
     compute_dtype: torch.dtype | None = None,
     seen: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
-    """Mean of ``cross_entropy(hidden @ weight.T, targets)`` over the rows of ``hidden``.
+    """Mean of ``cross_entropy(hidden @ weight.T, targets, label_smoothing=label_smoothing)``
+    over the rows of ``hidden``.
 
     ``seen`` = (index, valid, bias): before the softmax, ``bias`` is added to the logits at
     ``index[r, j]`` wherever ``valid[r, j]`` (each column valid at most once per row).
@@ -140,5 +155,5 @@ def linear_cross_entropy(
         bias = bias.detach() if bias is not None else None
     with torch.autocast(device, enabled=False):
         return _LinearCrossEntropy.apply(
-            hidden, weight, targets, chunk, compute_dtype, index, valid, bias
+            hidden, weight, targets, chunk, compute_dtype, index, valid, bias, label_smoothing
         )

@@ -422,6 +422,7 @@ class SASRecForCausalLM(SASRecPreTrainedModel, GenerationMixin):
         logits_to_keep: int | torch.Tensor = 0,
         return_logits: bool = True,
         loss_dtype: torch.dtype | None = None,
+        label_smoothing: float = 0.0,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         **kwargs: object,
@@ -430,7 +431,7 @@ class SASRecForCausalLM(SASRecPreTrainedModel, GenerationMixin):
         input, shifted inside, -100 ignored); the loss projects only the labelled positions.
         ``return_logits=False`` skips the full ``(batch, seq, vocab)`` logits when only the loss
         is wanted (training); ``loss_dtype`` is then the output layer's compute dtype (None: the
-        autocast dtype, else the weights')."""
+        autocast dtype, else the weights'). ``label_smoothing`` as in ``F.cross_entropy``."""
         kwargs.pop("num_items_in_batch", None)
         kwargs.pop("use_cache", None)
         outputs = self.model(
@@ -461,7 +462,11 @@ class SASRecForCausalLM(SASRecPreTrainedModel, GenerationMixin):
             if not labelled.any():
                 loss = hidden.sum() * 0.0  # keeps the graph; cross-entropy of nothing is NaN
             elif logits is not None and logits.shape[1] == hidden.shape[1]:
-                loss = F.cross_entropy(logits[:, :-1][labelled].float(), targets[labelled])
+                loss = F.cross_entropy(
+                    logits[:, :-1][labelled].float(),
+                    targets[labelled],
+                    label_smoothing=label_smoothing,
+                )
             else:
                 # only the labelled positions go through the ~vocab-wide output layer
                 seen = None
@@ -474,6 +479,7 @@ class SASRecForCausalLM(SASRecPreTrainedModel, GenerationMixin):
                     targets[labelled],
                     compute_dtype=loss_dtype,
                     seen=seen,
+                    label_smoothing=label_smoothing,
                 )
 
         aux_loss = expert_load = None

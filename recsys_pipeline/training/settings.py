@@ -62,6 +62,9 @@ class SFTSettings(BaseModel):
         "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"
     ] = Field("linear", description="learning-rate schedule (Hugging Face names)")
     weight_decay: float = Field(0.01, ge=0.0, description="AdamW decay (never on embeddings)")
+    label_smoothing: float = Field(
+        0.0, ge=0.0, lt=1.0, description="share of each target spread evenly over every item"
+    )
     patience: int = Field(
         2, ge=1, description="epochs without a better validation NDCG@10 before stopping"
     )

@@ -115,7 +115,14 @@ class SASRecTrainer(Trainer):
     ) -> torch.Tensor | tuple[torch.Tensor, object]:
         # return_logits=False: the loss is computed by the fused chunked output layer, and the
         # (batch, seq, vocab) logits are never built.
-        outputs = model(**inputs, return_logits=False, loss_dtype=self.loss_dtype)
+        # the smoothing is HF's setting, applied in the fused loss (HF's own label smoother
+        # would need the logits)
+        outputs = model(
+            **inputs,
+            return_logits=False,
+            loss_dtype=self.loss_dtype,
+            label_smoothing=self.args.label_smoothing_factor,
+        )
         return (outputs.loss, outputs) if return_outputs else outputs.loss
 
     def get_decay_parameter_names(self, model: torch.nn.Module) -> list[str]:
@@ -190,6 +197,7 @@ def training_arguments(
         warmup_steps=settings.warmup_ratio,
         lr_scheduler_type=settings.scheduler,
         weight_decay=settings.weight_decay,
+        label_smoothing_factor=settings.label_smoothing,
         eval_strategy="epoch",
         save_strategy="epoch",
         save_total_limit=2,
