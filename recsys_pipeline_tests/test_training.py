@@ -100,6 +100,41 @@ def test_the_trainer_smooths_labels_by_the_setting(tmp_path):
     assert abs(smoothed.item() - plain.item()) > 1e-3
 
 
+def test_averaged_checkpoints_are_served_only_where_they_validate_better(tmp_path, monkeypatch):
+    from recsys_pipeline.training import sft
+    from recsys_pipeline.training.averaging import averaged_model
+    from recsys_pipeline.training.validation import RankingEvalSet
+
+    def tagged(window):
+        mean = averaged_model(window)
+        mean.is_mean = True
+        return mean
+
+    measured = RankingEvalSet.metrics
+    monkeypatch.setattr(sft, "averaged_model", tagged)
+    settings = SFTSettings(
+        **TINY, init="random", stage2_epochs=3, patience=5, average_checkpoints=2
+    )
+    for served in (True, False):
+        # the mean's validation NDCG@10 set far above, then far below, any epoch's
+        shift = 1.0 if served else -1.0
+
+        def metrics(self, model, shift=shift):
+            found = measured(self, model)
+            return {**found, "ndcg@10": shift} if getattr(model, "is_mean", False) else found
+
+        monkeypatch.setattr(RankingEvalSet, "metrics", metrics)
+        folder = tmp_path / str(served)
+        report = run_tiny_sft(folder, settings)
+        window = [folder / "work" / "stage2" / name for name in report.averaged["checkpoints"]]
+        best = max(report.epochs, key=lambda e: e.metrics["ndcg@10"])
+        assert len(window) == min(2, best.epoch) and report.averaged["kept"] is served
+        expected = (averaged_model(window) if served else load_checkpoint(window[-1])).state_dict()
+        weights = load_checkpoint(folder / "out").state_dict()
+        assert all(torch.equal(weights[name], expected[name]) for name in expected)
+        assert (report.best_metrics == report.averaged["metrics"]) is served
+
+
 class SASRecModelFactory:
     @staticmethod
     def with_text_rows(settings: SFTSettings, vectors: np.ndarray) -> torch.Tensor:

@@ -149,4 +149,6 @@ def training_metadata(report: object, plot: bytes, settings: SFTSettings) -> dic
         "train_tokens_per_s": report.tokens_per_s,
         "train_targets_per_s": report.targets_per_s,
         "resumed_from": report.resumed_from or "",
+        # the mean of stage 2's last checkpoints up to the best, where average_checkpoints > 1
+        "averaged": report.averaged or {},
     }

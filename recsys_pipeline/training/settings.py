@@ -65,6 +65,12 @@ class SFTSettings(BaseModel):
     label_smoothing: float = Field(
         0.0, ge=0.0, lt=1.0, description="share of each target spread evenly over every item"
     )
+    average_checkpoints: int = Field(
+        1,
+        ge=1,
+        description="stage 2 serves the mean weights of its best epoch and the epochs just "
+        "before it, this many in all, where that mean validates better than the best epoch",
+    )
     patience: int = Field(
         2, ge=1, description="epochs without a better validation NDCG@10 before stopping"
     )

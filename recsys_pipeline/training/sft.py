@@ -34,6 +34,7 @@ from recsys_pipeline.models.modeling_sasrec import SASRecForCausalLM
 from recsys_pipeline.models.precision import bf16_is_fast, default_device, trainer_bf16
 from recsys_pipeline.ranking.metrics import TOP_K
 from recsys_pipeline.training import distributed
+from recsys_pipeline.training.averaging import averaged_model, window_up_to
 from recsys_pipeline.training.freezing import decay_parameter_names, freeze_rows
 from recsys_pipeline.training.resume import latest_checkpoint
 from recsys_pipeline.training.settings import SFTSettings
@@ -63,6 +64,8 @@ class SFTReport:
     targets_per_s: float = 0.0  # next-item targets per second of training
     resumed_from: str | None = None
     device: str = "cpu"
+    # stage 2's averaged checkpoints: their names, validation metrics, and whether it is served
+    averaged: dict | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -200,7 +203,9 @@ def training_arguments(
         label_smoothing_factor=settings.label_smoothing,
         eval_strategy="epoch",
         save_strategy="epoch",
-        save_total_limit=2,
+        # the best checkpoint, the ones before it that are averaged, the ones after it up to the
+        # early stop
+        save_total_limit=max(2, settings.average_checkpoints + settings.patience),
         load_best_model_at_end=True,
         metric_for_best_model=METRIC,
         greater_is_better=True,
@@ -224,6 +229,7 @@ class StageRun:
     train_seconds: float  # evaluation excluded
     trained_windows: int  # examples seen in this run (a resumed run counts what it trained)
     resumed_from: Path | None
+    averaged: dict | None
 
 
 def run_stage(
@@ -267,11 +273,31 @@ def run_stage(
     if frozen is not None:
         frozen.remove()
     records = _epoch_records(trainer.state.log_history, stage.number)
+    averaged = None
+    if stage.number == 2 and settings.average_checkpoints > 1:
+        averaged = average_if_better(trainer, validation, stage_dir, settings.average_checkpoints)
+        log(f"stage 2, mean of {', '.join(averaged['checkpoints'])}: {averaged}")
     trainer.save_model(str(stage_dir / "best"))  # by the main process only
     if distributed.is_main():
-        (stage_dir / STAGE_DONE).write_text(json.dumps({"epochs": [asdict(r) for r in records]}))
+        done = {"epochs": [asdict(r) for r in records], "averaged": averaged}
+        (stage_dir / STAGE_DONE).write_text(json.dumps(done))
     distributed.barrier()  # every process reads the stage's best model next
-    return StageRun(records, seconds, windows, resume)
+    return StageRun(records, seconds, windows, resume, averaged)
+
+
+def average_if_better(
+    trainer: Trainer, validation: RankingEvalSet, stage_dir: Path, count: int
+) -> dict:
+    """Average the best checkpoint with the ``count - 1`` before it; the trainer's model takes
+    the mean weights where they validate better than the best epoch did."""
+    best = Path(trainer.state.best_model_checkpoint)
+    window = window_up_to(stage_dir, best, count)
+    mean = averaged_model(window)
+    metrics = validation.metrics(mean)
+    kept = metrics[METRIC] > trainer.state.best_metric
+    if kept:
+        trainer.model.load_state_dict(mean.state_dict())
+    return {"checkpoints": [p.name for p in window], "metrics": metrics, "kept": kept}
 
 
 def train_sft(
@@ -304,7 +330,9 @@ def train_sft(
         done = stage_dir / STAGE_DONE
         if done.is_file():
             log(f"stage {stage.number} already finished in {stage_dir}; reusing it")
-            report.epochs += [EpochRecord(**e) for e in json.loads(done.read_text())["epochs"]]
+            finished = json.loads(done.read_text())
+            report.epochs += [EpochRecord(**e) for e in finished["epochs"]]
+            report.averaged = finished.get("averaged") or report.averaged
         else:
             model = (
                 first_model(settings, vocab, item_vectors)
@@ -317,6 +345,7 @@ def train_sft(
             trained_windows += run.trained_windows
             if run.resumed_from is not None:
                 report.resumed_from = str(run.resumed_from)
+            report.averaged = run.averaged or report.averaged
         model_dir = stage_dir / "best"
 
     best = SASRecForCausalLM.from_pretrained(model_dir)
@@ -324,6 +353,8 @@ def train_sft(
         best.save_pretrained(out_dir)
         _copy_tensorboard(work_dir, stages, out_dir)
     report.best_metrics = max((r.metrics for r in report.epochs), key=lambda m: m[METRIC])
+    if report.averaged is not None and report.averaged["kept"]:
+        report.best_metrics = report.averaged["metrics"]
     report.parameters = sum(p.numel() for p in best.parameters())
     report.wall_seconds = time.perf_counter() - started
     report.train_seconds = train_seconds
