@@ -30,7 +30,10 @@ class BestOnValidation(Callback):
 
     def __init__(self, patience):
         self.patience, self.best, self.best_state, self.history = patience, -1.0, None, []
-        self.since_best = 0
+        self.since_best, self.epoch_seconds = 0, []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.epoch_started = time.perf_counter()
 
     def on_validation_epoch_start(self, trainer, pl_module):
         self.gains = []
@@ -48,7 +51,10 @@ class BestOnValidation(Callback):
             return
         ndcg = float(torch.cat(self.gains).mean())
         self.history.append(ndcg)
-        print(f"epoch {len(self.history)}: valid ndcg@10 {ndcg:.4f}", flush=True)
+        # Lightning validates inside the training epoch, so this is training + validation
+        self.epoch_seconds.append(time.perf_counter() - self.epoch_started)
+        seconds = self.epoch_seconds[-1]
+        print(f"epoch {len(self.history)}: valid ndcg@10 {ndcg:.4f} ({seconds:.0f} s)", flush=True)
         if ndcg > self.best:
             self.best, self.since_best = ndcg, 0
             self.best_state = copy.deepcopy(pl_module.state_dict())
@@ -175,6 +181,7 @@ def main():
     result = {
         "split_checked": split_check,
         "valid_ndcg@10_by_epoch": best.history,
+        "epoch_seconds": best.epoch_seconds,
         "best_valid_ndcg@10": best.best,
         "epochs": len(best.history),
         "best_epoch": int(np.argmax(best.history)) + 1,
