@@ -1,0 +1,48 @@
+"""The settings search (bench/search.py): trials judged on validation, kept in a journal that a
+later search continues, the best printed as a run references.py accepts."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+
+from recsys_pipeline.data.histories import Histories
+from recsys_pipeline.data.split import Split
+from recsys_pipeline.data.vocab import ItemVocab
+from recsys_pipeline_tests.conftest import REPO, tiny_rows
+
+sys.path.insert(0, str(REPO / "bench"))
+from _common import cpu_settings  # noqa: E402
+from references import variant_changes  # noqa: E402
+from search import report, search  # noqa: E402
+
+TINY = dict(
+    init="random",
+    hidden_size=16,
+    num_attention_heads=2,
+    intermediate_size=32,
+    stage2_epochs=1,
+    output_precision="float32",
+)
+
+
+def test_a_search_starts_from_the_profile_and_a_later_one_continues_it(tmp_path):
+    rows = tiny_rows()
+    split = Split(full=Histories.from_lists([r[0] for r in rows], [json.loads(r[1]) for r in rows]))
+    data = (split, ItemVocab(item_ids=np.arange(1, 41)), [str(i) for i in range(1, 41)])
+    journal = tmp_path / "search.journal"
+
+    first = [t.params for t in search(data, 2, None, journal, TINY).trials]
+    profile = cpu_settings()
+    assert first[0] == {name: getattr(profile, name) for name in first[0]} != first[1]
+    again = search(data, 1, None, journal, TINY)  # read back from the journal, then one more
+    assert [t.params for t in again.trials[:2]] == first
+    assert len(again.trials) == 3 and all(0 <= t.value <= 1 for t in again.trials)
+
+    lines = report(again)
+    best = max(again.trials, key=lambda t: t.value)
+    command = lines[-1].split("--runs ")[1]
+    assert set(variant_changes(command)) == set(best.params)  # a run references.py accepts
+    assert lines[3].startswith(f"| {best.number} | {best.value:.4f} |")
