@@ -53,7 +53,7 @@ class SFTSettings(BaseModel):
     stage1_epochs: int = Field(
         1, ge=0, description="epochs with the text-initialised item rows frozen (text init only)"
     )
-    stage2_epochs: int = Field(6, ge=1, description="epochs in which everything trains")
+    stage2_epochs: int = Field(10, ge=1, description="epochs in which everything trains")
     stage1_learning_rate: float = Field(5e-3, gt=0.0, description="peak learning rate, stage 1")
     learning_rate: float = Field(5e-3, gt=0.0, description="peak learning rate, stage 2")
     batch_size: int = Field(256, ge=1, description="sequences per optimizer step (all processes)")
