@@ -52,8 +52,8 @@ class BestOnValidation(Callback):
         ndcg = float(torch.cat(self.gains).mean())
         self.history.append(ndcg)
         # Lightning validates inside the training epoch, so this is training + validation
-        self.epoch_seconds.append(time.perf_counter() - self.epoch_started)
-        seconds = self.epoch_seconds[-1]
+        seconds = time.perf_counter() - self.epoch_started
+        self.epoch_seconds.append(seconds)
         print(f"epoch {len(self.history)}: valid ndcg@10 {ndcg:.4f} ({seconds:.0f} s)", flush=True)
         if ndcg > self.best:
             self.best, self.since_best = ndcg, 0

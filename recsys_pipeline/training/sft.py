@@ -332,7 +332,7 @@ def train_sft(
             log(f"stage {stage.number} already finished in {stage_dir}; reusing it")
             finished = json.loads(done.read_text())
             report.epochs += [EpochRecord(**e) for e in finished["epochs"]]
-            report.averaged = finished.get("averaged") or report.averaged
+            report.averaged = finished.get("averaged")  # stage 2, the last, sets it
         else:
             model = (
                 first_model(settings, vocab, item_vectors)
@@ -345,7 +345,7 @@ def train_sft(
             trained_windows += run.trained_windows
             if run.resumed_from is not None:
                 report.resumed_from = str(run.resumed_from)
-            report.averaged = run.averaged or report.averaged
+            report.averaged = run.averaged
         model_dir = stage_dir / "best"
 
     best = SASRecForCausalLM.from_pretrained(model_dir)
