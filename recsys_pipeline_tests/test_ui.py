@@ -67,6 +67,7 @@ def ui(tmp_path_factory):
     root = tmp_path_factory.mktemp("ui")
     home, data = root / "home", root / "data"
     home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")  # the instance `make ui` runs
     csv = write_rows(root / "in.csv", tiny_rows())
     resources = {
         "storage": RecsysStorage(data_dir=str(data)),
@@ -96,7 +97,7 @@ def ui(tmp_path_factory):
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group, so one signal reaches all of it
+        start_new_session=True,  # own group: its children are found, and killed on failure
         preexec_fn=default_sigint,
     )
     url = f"http://127.0.0.1:{port}"
@@ -143,22 +144,34 @@ def live_members(group: int) -> list[int]:
     return members
 
 
-def stop(server: subprocess.Popen) -> None:
-    """SIGTERM to the whole group; `dagster dev` must exit, and the webserver, daemon and code
-    servers with it. A clean stop takes a few seconds; after 60 s dagster dev would kill a child
-    that ignored its shutdown message, so a stop must be done well before that."""
-    os.killpg(server.pid, signal.SIGTERM)
+def command_of(pid: int) -> str:
     try:
-        server.wait(timeout=45)
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:120].decode()
+    except OSError:
+        return "(gone meanwhile)"
+
+
+def stop(server: subprocess.Popen) -> None:
+    """SIGTERM to `dagster dev` alone, as a supervisor or `kill` stops it; it must exit, and the
+    webserver, daemon and code servers with it (dagster.yaml has it wait for its code servers).
+
+    Not to the whole group: a code server that dies of the group's signal before `dagster dev`
+    begins its own shutdown is seen by dev's monitor thread, which restarts it, and the new
+    code server and its child miss the signal and live on until their heartbeat times out
+    (45 s). That race was this test's teardown failing one run in a few."""
+    server.terminate()
+    try:
+        server.wait(timeout=60)
     except subprocess.TimeoutExpired:
         os.killpg(server.pid, signal.SIGKILL)
         raise AssertionError("dagster dev did not stop on SIGTERM") from None
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 10  # the kernel's reaping of children dev already waited for
     while (left := live_members(server.pid)) and time.monotonic() < deadline:
         time.sleep(0.5)
     if left:
+        commands = {pid: command_of(pid) for pid in left}
         os.killpg(server.pid, signal.SIGKILL)
-        raise AssertionError(f"processes of dagster dev outlived it: {left}")
+        raise AssertionError(f"processes of dagster dev outlived it: {commands}")
 
 
 def test_ui_graph_materialize_and_metadata(ui, chromium):
