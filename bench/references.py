@@ -204,6 +204,20 @@ def runner(name: str):
     return RUNNERS[name] if name in RUNNERS else run_ours(variant_changes(name))
 
 
+def machine() -> str:
+    """The CPU a row's minutes were measured on: the machines here differ twofold in speed, and
+    "AMD EPYC" alone names both a Zen 3 and a Zen 5 (the family tells them apart)."""
+    first_cpu = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
+    info = dict(
+        (key.strip(), value.strip())
+        for key, _, value in (line.partition(":") for line in first_cpu.splitlines())
+    )
+    return (
+        f"{info.get('model name', 'unknown CPU')} (family {info.get('cpu family', '?')}, "
+        f"model {info.get('model', '?')}), {os.cpu_count()} cores"
+    )
+
+
 def cached_run(name: str, run, seed: int, rerun: bool, data, threads: int) -> dict:
     path = CACHE / f"{name}-seed{seed}.json"
     if path.exists() and not rerun:
@@ -213,6 +227,7 @@ def cached_run(name: str, run, seed: int, rerun: bool, data, threads: int) -> di
     rows = run(*data, seed, threads)
     for row in rows.values():
         row["minutes"] = (time.perf_counter() - started) / 60
+        row["machine"] = machine()
     CACHE.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
     partial.write_text(json.dumps(rows, indent=1))

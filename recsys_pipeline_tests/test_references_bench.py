@@ -17,6 +17,8 @@ from _common import is_tie, spread  # noqa: E402
 from references import (  # noqa: E402
     SERVED,
     against_served,
+    cached_run,
+    machine,
     metrics_of_lists,
     split_frame,
     table,
@@ -122,3 +124,22 @@ def test_a_retrained_variant_is_compared_on_the_seeds_it_ran():
         "ours, served, stage2_epochs=10 against the served model, NDCG@10 by seed: "
         "valid +0.0020, +0.0020 (differs); test +0.0020, +0.0020 (differs)"
     )
+
+
+def test_a_run_is_cached_with_its_minutes_and_machine_and_not_run_again(tmp_path, monkeypatch):
+    import references
+
+    monkeypatch.setattr(references, "CACHE", tmp_path)
+    calls = []
+
+    def run(split, seed, threads):
+        calls.append((split, seed, threads))
+        return {"ours": {"valid": {"ndcg@10": 0.07}, "test": {"ndcg@10": 0.06}}}
+
+    rows = cached_run("ours", run, seed=2, rerun=False, data=("split",), threads=1)
+    assert calls == [("split", 2, 1)]
+    assert rows["ours"]["minutes"] >= 0 and rows["ours"]["machine"] == machine()
+    assert "cores" in machine() and "family" in machine()
+    assert [p.name for p in tmp_path.iterdir()] == ["ours-seed2.json"]  # no .partial left
+    assert cached_run("ours", run, seed=2, rerun=False, data=("split",), threads=1) == rows
+    assert len(calls) == 1
