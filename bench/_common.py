@@ -156,6 +156,8 @@ def train_and_test(
             "train_seconds": report.train_seconds,
             "parameters": report.parameters,
         }
+        if report.averaged is not None:  # the averaged checkpoints' validation, served or not
+            result["averaged"] = report.averaged
         scorer = model_scorer(load_checkpoint(sft_dir), vocab)
         result["sft_test"] = evaluate_targets({"m": scorer}, split, vocab)["m"].metrics()
         served = sft_dir
