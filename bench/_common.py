@@ -155,9 +155,8 @@ def train_and_test(
             "targets_per_s": report.targets_per_s,
             "train_seconds": report.train_seconds,
             "parameters": report.parameters,
+            "averaged": report.averaged,  # the mean checkpoints' own validation, served or not
         }
-        if report.averaged is not None:  # the averaged checkpoints' validation, served or not
-            result["averaged"] = report.averaged
         scorer = model_scorer(load_checkpoint(sft_dir), vocab)
         result["sft_test"] = evaluate_targets({"m": scorer}, split, vocab)["m"].metrics()
         served = sft_dir
