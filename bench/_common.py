@@ -187,11 +187,11 @@ def train_and_test(
     return result
 
 
-def pipeline_dpo_settings() -> object:
-    """The DPO settings a default dpo_checkpoint run uses."""
+def pipeline_dpo_settings(**changes: object) -> object:
+    """The DPO settings a default dpo_checkpoint run uses, with ``changes`` validated on top."""
     from recsys_pipeline.training.settings import DPOSettings
 
-    return DPOSettings()
+    return DPOSettings(**{**DPOSettings().model_dump(), **changes})
 
 
 def cpu_settings(**changes: object) -> SFTSettings:

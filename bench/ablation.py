@@ -104,7 +104,7 @@ def main() -> None:
             started = time.perf_counter()
             dpo = None
             if name.endswith("+ DPO"):
-                dpo = pipeline_dpo_settings().model_copy(update={"seed": seed})
+                dpo = pipeline_dpo_settings(seed=seed)
             run = train_and_test(
                 split, vocab, init if settings.init == "text" else None, settings, dpo
             )

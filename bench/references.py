@@ -14,8 +14,9 @@ seeds a row (the split fixed), mean ± std; a difference under two standard erro
   the ideas that need no retraining: the seen items masked at scoring, and the blend with
   last-item transitions (weight chosen on the validation targets).
 - Ours retrained with CPU-profile SFT settings changed (the ideas that need retraining): a run
-  named ``ours+FIELD=VALUE[+FIELD=VALUE]``, e.g. ``ours+stage2_epochs=10``; its served model is
-  compared with the default's seed by seed.
+  named ``ours+FIELD=VALUE[+FIELD=VALUE]``, e.g. ``ours+stage2_epochs=10``, where a field
+  ``dpo.NAME`` changes the DPO settings instead (a list field takes commas:
+  ``ours+dpo.loss_weights=1,0.5``); its served model is compared with the default's seed by seed.
 
 A run's rows are cached per seed in bench/results/references/ (committed; --rerun redoes
 them); the table
@@ -153,22 +154,47 @@ def run_recbole(split, vocab, titles, seed, threads) -> dict:
     }
 
 
-def variant_changes(name: str) -> dict[str, str]:
-    """The SFT settings an ``ours+FIELD=VALUE[+...]`` run changes (none for ``ours``)."""
+DPO_PREFIX = "dpo."
+
+
+def variant_changes(name: str) -> dict[str, str | list[str]]:
+    """The settings an ``ours+FIELD=VALUE[+...]`` run changes (none for ``ours``): SFT fields by
+    name, DPO fields as ``dpo.NAME``; a value with commas is a list."""
     base, *parts = name.split("+")
     if base != "ours" or any("=" not in part for part in parts):
         raise ValueError(f"{name!r} is neither a run ({', '.join(RUNS)}) nor ours+FIELD=VALUE")
-    changes = dict(part.split("=", 1) for part in parts)
-    cpu_settings(**changes)  # an unknown field or a bad value fails here, before any training
+    changes = {
+        field: value.split(",") if "," in value else value
+        for field, value in (part.split("=", 1) for part in parts)
+    }
+    sft, dpo = split_changes(changes)
+    # an unknown field or a bad value fails here, before any training
+    cpu_settings(**sft)
+    pipeline_dpo_settings(**dpo)
     return changes
 
 
-def run_ours(changes: dict[str, str]):
-    described = ", ".join(f"{field}={value}" for field, value in changes.items())
+def split_changes(changes: dict) -> tuple[dict, dict]:
+    """A variant's changes as (SFT fields, DPO fields without their prefix)."""
+    sft = {field: value for field, value in changes.items() if not field.startswith(DPO_PREFIX)}
+    dpo = {
+        field.removeprefix(DPO_PREFIX): value
+        for field, value in changes.items()
+        if field.startswith(DPO_PREFIX)
+    }
+    return sft, dpo
+
+
+def run_ours(changes: dict[str, str | list[str]]):
+    described = ", ".join(
+        f"{field}={','.join(value) if isinstance(value, list) else value}"
+        for field, value in changes.items()
+    )
+    sft_changes, dpo_changes = split_changes(changes)
 
     def run(split, vocab, titles, seed, threads) -> dict:
-        settings = cpu_settings(**changes, seed=seed)
-        dpo = pipeline_dpo_settings().model_copy(update={"seed": seed})
+        settings = cpu_settings(**sft_changes, seed=seed)
+        dpo = pipeline_dpo_settings(**dpo_changes, seed=seed)
         vectors = title_vectors(split, vocab, titles, settings.hidden_size)
         # the ideas that need no retraining are measured on the default model only
         run = train_and_test(split, vocab, vectors, settings, dpo, ideas=not changes)

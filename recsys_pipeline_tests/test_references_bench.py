@@ -13,13 +13,14 @@ from recsys_pipeline.data.split import Split
 from recsys_pipeline_tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "bench"))
-from _common import is_tie, spread  # noqa: E402
+from _common import is_tie, pipeline_dpo_settings, spread  # noqa: E402
 from references import (  # noqa: E402
     SERVED,
     against_served,
     cached_run,
     machine,
     metrics_of_lists,
+    split_changes,
     split_frame,
     table,
     variant_changes,
@@ -106,6 +107,26 @@ def test_a_variant_names_the_sft_settings_it_changes_and_a_bad_one_fails_before_
         "learning_rate": "0.003",
     }
     for bad in ("rectools", "ours+stage2_epochs", "ours+no_such_field=1", "ours+stage2_epochs=x"):
+        with pytest.raises(ValueError):
+            variant_changes(bad)
+
+
+def test_a_variant_changes_dpo_settings_by_their_prefix_and_lists_by_commas():
+    changes = variant_changes("ours+dpo.beta=0.2+dpo.loss_weights=1,0.5")
+    assert changes == {"dpo.beta": "0.2", "dpo.loss_weights": ["1", "0.5"]}
+    assert split_changes({"stage2_epochs": "10", **changes}) == (
+        {"stage2_epochs": "10"},
+        {"beta": "0.2", "loss_weights": ["1", "0.5"]},
+    )
+    dpo = pipeline_dpo_settings(**split_changes(changes)[1], seed=2)
+    assert (dpo.beta, dpo.loss_weights, dpo.loss_type, dpo.seed) == (
+        0.2,
+        [1.0, 0.5],
+        ["sigmoid", "sft"],  # the unchanged fields stay the pipeline's
+        2,
+    )
+    # each fails before any training: an unknown DPO field, a bad value, a weight per loss missing
+    for bad in ("ours+dpo.no_such=1", "ours+dpo.beta=-1", "ours+dpo.loss_weights=1,2,3"):
         with pytest.raises(ValueError):
             variant_changes(bad)
 
