@@ -37,19 +37,52 @@ def real_data() -> tuple[Split, ItemVocab, list[str]]:
     return Split(full=parsed.histories), vocab, [parsed.titles[int(i)] for i in vocab.item_ids]
 
 
-def title_vectors(split: Split, vocab: ItemVocab, titles: list[str], dims: int) -> np.ndarray:
-    """The item_embeddings vectors of the titles, kept in bench/results/ by a hash of their
-    inputs: encoding 17k titles costs minutes on two cores, and every run asks for the same."""
-    settings = EmbeddingSettings(dimensions=dims)
+def offline_profiles(titles: list[str]) -> list[str]:
+    """The item_profiles artifact as the pipeline builds it without network (Steam matches and
+    rule-based facts): the enrichment assets materialized on the real data in a scratch folder."""
+    import dagster as dg
+
+    from recsys_pipeline.definitions import build_resources, defs
+    from recsys_pipeline.enrichment.profiles import read_profiles
+    from recsys_pipeline.enrichment.text_vectors import profile_texts
+    from recsys_pipeline.settings import load_settings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings(
+            {
+                "RECSYS_DATA_DIR": tmp,
+                "RECSYS_RAW_CSV": str(SHARED_CSV),
+                "RECSYS_STEAM_CSV": str(SHARED_STEAM),
+                "RECSYS_OFFLINE": "1",
+                "RECSYS_PROFILE": "cpu",
+            }
+        )
+        dg.materialize(defs.assets, selection="*item_profiles", resources=build_resources(settings))
+        return profile_texts(titles, read_profiles(settings.artifacts_dir / "item_profiles"))
+
+
+def embedding_settings(dims: int, **changes: object) -> EmbeddingSettings:
+    """The item_embeddings settings of a model ``dims`` wide, with ``changes`` validated on top
+    (the width follows the model, so it is not one of them)."""
+    if "dimensions" in changes:
+        raise ValueError("the text vectors' width is the model's hidden_size: change that instead")
+    return EmbeddingSettings(**changes, dimensions=dims)
+
+
+def item_vectors(split: Split, vocab: ItemVocab, titles: list[str], settings: EmbeddingSettings):
+    """The item_embeddings vectors (of the titles, or under ``text: profile`` of the offline
+    profiles), kept in bench/results/ by a hash of their inputs: encoding 17k texts costs
+    minutes on two cores, and every run asks for the same."""
+    texts = offline_profiles(titles) if settings.text == "profile" else titles
     key = hashlib.sha256(
-        json.dumps([settings.model_dump(mode="json"), titles]).encode()
+        json.dumps([settings.model_dump(mode="json"), texts]).encode()
         + split.train.items.tobytes()
         + split.train.offsets.tobytes()
     ).hexdigest()[:16]
     path = REPO / "bench" / "results" / f"item_vectors-{key}.npy"
     if path.exists():
         return np.load(path)
-    vectors = build_item_vectors(titles, split.train, vocab, settings, "cpu").vectors
+    vectors = build_item_vectors(texts, split.train, vocab, settings, "cpu").vectors
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path.with_suffix(".partial.npy"), vectors)
     path.with_suffix(".partial.npy").replace(path)
@@ -207,7 +240,9 @@ __all__ = [
     "spread",
     "real_data",
     "statistics",
-    "title_vectors",
+    "embedding_settings",
+    "item_vectors",
+    "offline_profiles",
     "train_and_test",
     "cpu_settings",
     "pipeline_dpo_settings",

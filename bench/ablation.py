@@ -1,128 +1,122 @@
 """Ablation on the real data, CPU profile: the original report's table on our split.
 
 Rows: random vs title vs profile initialisation; the four variants; the learned seen-item bias
-off; the output layer in float32 instead of bf16 (the default on AMX CPUs); and +DPO (the pipeline's DPO settings on top of the title-initialised model, served only if
-it wins on validation); a longer history (max length 50). Every row trains with the pipeline's
-SFT code (stage 1 + stage 2, best epoch by validation NDCG@10) once per seed (the split fixed)
-and is scored on the test targets (full ranking); the table gives mean ± std over the seeds. Profiles are
-built offline here (Steam matches + rule-based facts; Wikipedia and the LLM need the network).
-One command, a markdown table out (each row is also printed as soon as it is measured, so a
-failure late in the run loses nothing):
+off; the output layer in float32 instead of bf16 (the default on CPUs with fast bf16); a longer
+history (max length 50); and +DPO on the profile's model (the pipeline's DPO settings, served
+only where it wins on validation). Every row is the SFT model of one bench/references.py run,
+trained with the pipeline's SFT code (stage 1 + stage 2, best epoch by validation NDCG@10) once
+per seed (the split fixed) and scored on the test targets (full ranking); the table gives mean ±
+std over the seeds, and each row's test NDCG@10 against the profile's own SFT row, seed by seed,
+with the two-standard-error tie rule. Profiles are built offline (Steam matches and rule-based
+facts; Wikipedia and the LLM need the network).
 
-    .venv/bin/python bench/ablation.py [--rows NAME ...] [--seeds 1 2 3]
+The rows share references.py's per-seed cache (bench/results/references/): a row whose
+``ours+...`` run is cached (SFT then DPO) takes its SFT model from there, otherwise it trains an
+``sft+...`` run (SFT alone), so a row runs one seed at a time, and ``--table-only`` reprints what
+is cached:
+
+    .venv/bin/python bench/ablation.py [--rows NAME ...] [--seeds 1 2 3] [--threads N] [--table-only]
 """
 
 from __future__ import annotations
 
 import argparse
-import tempfile
-import time
+import os
 
-from _common import (
-    SHARED_CSV,
-    SHARED_STEAM,
-    cpu_settings,
-    pipeline_dpo_settings,
-    real_data,
-    spread,
-    title_vectors,
-    train_and_test,
-)
+import references
+from _common import is_tie, real_data, spread
+from references import SERVED, cached_run, runner
 
-BASE = cpu_settings()
-
-
-def offline_profiles(titles: list[str]) -> list[str]:
-    """The item_profiles artifact as the pipeline builds it without network (Steam matches and
-    rule-based facts): the enrichment assets materialized on the real data in a scratch folder."""
-    import dagster as dg
-
-    from recsys_pipeline.definitions import build_resources, defs
-    from recsys_pipeline.enrichment.profiles import read_profiles
-    from recsys_pipeline.enrichment.text_vectors import profile_texts
-    from recsys_pipeline.settings import load_settings
-
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = load_settings(
-            {
-                "RECSYS_DATA_DIR": tmp,
-                "RECSYS_RAW_CSV": str(SHARED_CSV),
-                "RECSYS_STEAM_CSV": str(SHARED_STEAM),
-                "RECSYS_OFFLINE": "1",
-                "RECSYS_PROFILE": "cpu",
-            }
-        )
-        dg.materialize(defs.assets, selection="*item_profiles", resources=build_resources(settings))
-        return profile_texts(titles, read_profiles(settings.artifacts_dir / "item_profiles"))
-
-
+DEFAULT = "title init (sasrec_rope), the CPU profile"
+SERVED_ROW = "title init (sasrec_rope) + DPO, served"
+# row -> the run whose SFT model it is (SERVED_ROW: the served model of the default run)
 ROWS = {
-    "random init (sasrec_rope)": dict(init="random"),
-    # one run gives two rows: the SFT model ("title init") and the served one after DPO
-    "title init (sasrec_rope) + DPO": {},
-    "profile init (sasrec_rope)": {},
-    "title init, sasrec": dict(variant="sasrec"),
-    "title init, sasrec_gate": dict(variant="sasrec_gate"),
-    "title init, sasrec_moe": dict(variant="sasrec_moe"),
-    "title init, no seen-item bias": dict(seen_item_bias=False),
-    "title init, float32 output layer": dict(output_precision="float32"),
-    "title init, max length 50": dict(max_history_length=50),
+    DEFAULT: "sft",
+    SERVED_ROW: "ours",
+    "random init (sasrec_rope)": "sft+init=random",
+    "profile init (sasrec_rope)": "sft+embedding.text=profile",
+    "title init, sasrec": "sft+variant=sasrec",
+    "title init, sasrec_gate": "sft+variant=sasrec_gate",
+    "title init, sasrec_moe": "sft+variant=sasrec_moe",
+    "title init, no seen-item bias": "sft+seen_item_bias=false",
+    "title init, float32 output layer": "sft+output_precision=float32",
+    "title init, max length 50": "sft+max_history_length=50",
 }
+
+
+def candidates(run: str) -> list[str]:
+    """The cached runs that hold a row's model, best first: an ``ours`` run trained the same SFT
+    model before its DPO, so it serves an ``sft`` row as well."""
+    base, _, rest = run.partition("+")
+    return ["ours" + (f"+{rest}" if rest else ""), run] if base == "sft" else [run]
+
+
+def row_of(row: str, rows: dict) -> dict:
+    """One seed's ablation row from a cached run's rows: its SFT model, or the served one."""
+    if row == SERVED_ROW:
+        served = rows[SERVED]
+        return {**served, "served": served["run"]["served"]}
+    (label,) = [label for label in rows if label.startswith("ours, SFT")]
+    run = next(value["run"] for value in rows.values() if "run" in value)
+    return {**rows[label], "run": run}
+
+
+def table(measured: dict[str, list[dict]]) -> list[str]:
+    """Mean ± std a row; each row's test NDCG@10 gain over the default's on the seeds both ran."""
+    lines = [
+        "| setting | seeds | valid NDCG@10 | test HR@10 | test NDCG@10 | test MRR@10 | epochs "
+        "| SFT training minutes | test NDCG@10 − the profile's, by seed |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    default = {seed["seed"]: seed["test"]["ndcg@10"] for seed in measured.get(DEFAULT, [])}
+    for name, seeds in measured.items():
+        test = {m: spread([s["test"][m] for s in seeds]) for m in ("hr@10", "ndcg@10", "mrr@10")}
+        epochs = sum(s["run"]["epochs"] for s in seeds) / len(seeds)
+        minutes = sum(s["run"]["train_seconds"] for s in seeds) / len(seeds) / 60
+        label = name
+        if name == SERVED_ROW:
+            label += f" ({'/'.join(sorted({s['served'] for s in seeds}))})"
+        paired = [s for s in seeds if s["seed"] in default]
+        gain = "–"
+        if name != DEFAULT and paired:
+            row, base = [s["test"]["ndcg@10"] for s in paired], [default[s["seed"]] for s in paired]
+            verdict = "tie" if is_tie(row, base) else "differs"
+            if len(paired) < 2:
+                verdict = "one seed: spread unknown"
+            gains = ", ".join(f"{r - b:+.4f}" for r, b in zip(row, base, strict=True))
+            gain = f"{gains} ({verdict})"
+        lines.append(
+            f"| {label} | {len(seeds)} | {spread([s['valid']['ndcg@10'] for s in seeds])} | "
+            f"{test['hr@10']} | {test['ndcg@10']} | {test['mrr@10']} | {epochs:.1f} | "
+            f"{minutes:.1f} | {gain} |"
+        )
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
     parser.add_argument("--seeds", nargs="*", type=int, default=[1, 2, 3])
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--table-only", action="store_true", help="print what is cached")
     args = parser.parse_args()
-    split, vocab, titles = real_data()
-    vectors = title_vectors(split, vocab, titles, BASE.hidden_size)
-    table = [
-        "| setting | seeds | valid NDCG@10 | test HR@10 | test NDCG@10 | test MRR@10 | epochs "
-        "| minutes |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    import torch
 
-    def add_row(label: str, valid: list[float], test: list[dict], runs: list[dict]) -> None:
-        metric = {m: spread([t[m] for t in test]) for m in ("hr@10", "ndcg@10", "mrr@10")}
-        epochs = sum(run["epochs"] for run in runs) / len(runs)
-        minutes = sum(run["minutes"] for run in runs) / len(runs)
-        table.append(
-            f"| {label} | {len(runs)} | {spread(valid)} | {metric['hr@10']} | "
-            f"{metric['ndcg@10']} | {metric['mrr@10']} | {epochs:.1f} | {minutes:.1f} |"
-        )
-        print(table[-1], flush=True)
-
-    for name in args.rows:
-        init = vectors
-        if name.startswith("profile"):
-            init = title_vectors(split, vocab, offline_profiles(titles), BASE.hidden_size)
-        runs = []
+    torch.set_num_threads(args.threads)
+    data = None
+    measured: dict[str, list[dict]] = {}
+    for row in args.rows:
         for seed in args.seeds:
-            settings = cpu_settings(**ROWS[name], seed=seed)
-            print(f"== {name}, seed {seed}", flush=True)
-            started = time.perf_counter()
-            dpo = None
-            if name.endswith("+ DPO"):
-                dpo = pipeline_dpo_settings(seed=seed)
-            run = train_and_test(
-                split, vocab, init if settings.init == "text" else None, settings, dpo
-            )
-            run["minutes"] = (time.perf_counter() - started) / 60
-            runs.append(run)
-        valid = [run["valid"]["ndcg@10"] for run in runs]
-        if not name.endswith("+ DPO"):
-            add_row(name, valid, [run["test"] for run in runs], runs)
-            continue
-        add_row(name.removesuffix(" + DPO"), valid, [run["sft_test"] for run in runs], runs)
-        served = "/".join(sorted({run["served"] for run in runs}))
-        add_row(
-            f"{name} (served: {served})",
-            [run["served_valid"]["ndcg@10"] for run in runs],
-            [run["test"] for run in runs],
-            runs,
-        )
-    print("\n" + "\n".join(table))
+            cached = [n for n in candidates(ROWS[row]) if references.cached(n, seed).exists()]
+            if not cached and args.table_only:
+                continue
+            name = cached[0] if cached else ROWS[row]
+            if data is None and not cached:
+                data = real_data()
+            rows = cached_run(name, runner(name), seed, False, data, args.threads)
+            measured.setdefault(row, []).append({**row_of(row, rows), "seed": seed})
+            print(f"{row}, seed {seed}: from {name}", flush=True)
+    print("\n" + "\n".join(table(measured)))
 
 
 if __name__ == "__main__":

@@ -88,10 +88,10 @@ def train_recbole(split, seed: int, epochs: int | None = None, threads: int | No
 
 
 def throughput_only(split, vocab, titles: list[str], epochs: int) -> None:
-    from _common import cpu_settings, title_vectors, train_and_test
+    from _common import cpu_settings, embedding_settings, item_vectors, train_and_test
 
     settings = cpu_settings(stage1_epochs=1, stage2_epochs=epochs - 1, patience=epochs)
-    vectors = title_vectors(split, vocab, titles, settings.hidden_size)
+    vectors = item_vectors(split, vocab, titles, embedding_settings(settings.hidden_size))
     runs = {"ours, before RecBole": train_and_test(split, vocab, vectors, settings)}
     runs["RecBole 1.2.1 SASRec"] = train_recbole(split, seed=2020, epochs=epochs)
     runs["ours, after RecBole"] = train_and_test(split, vocab, vectors, settings)

@@ -15,8 +15,10 @@ seeds a row (the split fixed), mean ± std; a difference under two standard erro
   last-item transitions (weight chosen on the validation targets).
 - Ours retrained with CPU-profile SFT settings changed (the ideas that need retraining): a run
   named ``ours+FIELD=VALUE[+FIELD=VALUE]``, e.g. ``ours+stage2_epochs=10``, where a field
-  ``dpo.NAME`` changes the DPO settings instead (a list field takes commas:
-  ``ours+dpo.loss_weights=1,0.5``); its served model is compared with the default's seed by seed.
+  ``dpo.NAME`` changes the DPO settings and ``embedding.NAME`` the item text vectors instead
+  (a list field takes commas: ``ours+dpo.loss_weights=1,0.5``); its served model is compared
+  with the default's seed by seed. ``sft+...`` trains the same SFT model and stops there (the
+  ablation's rows, bench/ablation.py; an ``ours+...`` run of the same settings holds it too).
 
 A run's rows are cached per seed in bench/results/references/ (committed; --rerun redoes
 them); the table
@@ -41,12 +43,13 @@ import numpy as np
 import pandas as pd
 from _common import (
     cpu_settings,
+    embedding_settings,
     ensure_venv,
     is_tie,
+    item_vectors,
     pipeline_dpo_settings,
     real_data,
     spread,
-    title_vectors,
     train_and_test,
 )
 
@@ -154,60 +157,71 @@ def run_recbole(split, vocab, titles, seed, threads) -> dict:
     }
 
 
-DPO_PREFIX = "dpo."
+PREFIXES = ("dpo", "embedding")  # a field's group: FIELD is SFT's, dpo.FIELD and embedding.FIELD
 
 
 def variant_changes(name: str) -> dict[str, str | list[str]]:
-    """The settings an ``ours+FIELD=VALUE[+...]`` run changes (none for ``ours``): SFT fields by
-    name, DPO fields as ``dpo.NAME``; a value with commas is a list."""
+    """The settings an ``ours+FIELD=VALUE[+...]`` or ``sft+...`` run changes (none for ``ours``
+    and ``sft``): SFT fields by name, DPO and text-vector fields as ``dpo.NAME`` and
+    ``embedding.NAME``; a value with commas is a list. An ``sft`` run stops before DPO."""
     base, *parts = name.split("+")
-    if base != "ours" or any("=" not in part for part in parts):
-        raise ValueError(f"{name!r} is neither a run ({', '.join(RUNS)}) nor ours+FIELD=VALUE")
+    if base not in ("ours", "sft") or any("=" not in part for part in parts):
+        raise ValueError(
+            f"{name!r} is neither a run ({', '.join(RUNS)}) nor ours+FIELD=VALUE / sft+FIELD=VALUE"
+        )
     changes = {
         field: value.split(",") if "," in value else value
         for field, value in (part.split("=", 1) for part in parts)
     }
-    sft, dpo = split_changes(changes)
+    groups = split_changes(changes)
+    if base == "sft" and groups["dpo"]:
+        raise ValueError(f"{name!r}: an sft run trains no DPO, so it has no dpo.* settings")
     # an unknown field or a bad value fails here, before any training
-    cpu_settings(**sft)
-    pipeline_dpo_settings(**dpo)
+    settings = cpu_settings(**groups["sft"])
+    pipeline_dpo_settings(**groups["dpo"])
+    embedding_settings(settings.hidden_size, **groups["embedding"])
     return changes
 
 
-def split_changes(changes: dict) -> tuple[dict, dict]:
-    """A variant's changes as (SFT fields, DPO fields without their prefix)."""
-    sft = {field: value for field, value in changes.items() if not field.startswith(DPO_PREFIX)}
-    dpo = {
-        field.removeprefix(DPO_PREFIX): value
-        for field, value in changes.items()
-        if field.startswith(DPO_PREFIX)
-    }
-    return sft, dpo
+def split_changes(changes: dict) -> dict[str, dict]:
+    """A variant's changes by group: ``sft``, and each prefix's fields without the prefix."""
+    groups: dict[str, dict] = {"sft": {}, **{prefix: {} for prefix in PREFIXES}}
+    for field, value in changes.items():
+        prefix, dot, rest = field.partition(".")
+        if dot and prefix in PREFIXES:
+            groups[prefix][rest] = value
+        else:
+            groups["sft"][field] = value
+    return groups
 
 
-def run_ours(changes: dict[str, str | list[str]]):
+def run_ours(changes: dict[str, str | list[str]], dpo: bool = True):
+    """Our model trained with ``changes``: SFT, then (with ``dpo``) DPO and the model served."""
     described = ", ".join(
         f"{field}={','.join(value) if isinstance(value, list) else value}"
         for field, value in changes.items()
     )
-    sft_changes, dpo_changes = split_changes(changes)
+    groups = split_changes(changes)
 
     def run(split, vocab, titles, seed, threads) -> dict:
-        settings = cpu_settings(**sft_changes, seed=seed)
-        dpo = pipeline_dpo_settings(**dpo_changes, seed=seed)
-        vectors = title_vectors(split, vocab, titles, settings.hidden_size)
+        settings = cpu_settings(**groups["sft"], seed=seed)
+        embedding = embedding_settings(settings.hidden_size, **groups["embedding"])
+        vectors = item_vectors(split, vocab, titles, embedding) if settings.init == "text" else None
+        dpo_settings = pipeline_dpo_settings(**groups["dpo"], seed=seed) if dpo else None
         # the ideas that need no retraining are measured on the default model only
-        run = train_and_test(split, vocab, vectors, settings, dpo, ideas=not changes)
+        run = train_and_test(
+            split, vocab, vectors, settings, dpo_settings, ideas=dpo and not changes
+        )
+        sft_label = f"ours, SFT, {described}" if changes else "ours, SFT (CPU profile)"
         sft = {"valid": run["valid"], "test": run["sft_test"]}
+        if not dpo:
+            return {sft_label: {**sft, "run": run}}
         served = {"valid": run["served_valid"], "test": run["test"]}
         if changes:
-            return {
-                f"ours, SFT, {described}": sft,
-                f"{SERVED_VARIANT}, {described}": {**served, "run": run},
-            }
+            return {sft_label: sft, f"{SERVED_VARIANT}, {described}": {**served, "run": run}}
         ideas = run.pop("ideas")
         return {
-            "ours, SFT (CPU profile)": sft,
+            sft_label: sft,
             SERVED: {**served, "run": run},
             "ours, served + seen items masked": ideas["seen masked"],
             "ours, served + transition blend": ideas["transition blend"],
@@ -226,8 +240,10 @@ RUNNERS = {
 
 
 def runner(name: str):
-    """The run's function; an unknown name or a bad ours+FIELD=VALUE raises ValueError."""
-    return RUNNERS[name] if name in RUNNERS else run_ours(variant_changes(name))
+    """The run's function; an unknown name or a bad ours/sft+FIELD=VALUE raises ValueError."""
+    if name in RUNNERS:
+        return RUNNERS[name]
+    return run_ours(variant_changes(name), dpo=name.split("+")[0] == "ours")
 
 
 def machine() -> str:
@@ -244,8 +260,13 @@ def machine() -> str:
     )
 
 
+def cached(name: str, seed: int) -> Path:
+    """Where a run's rows of one seed are kept."""
+    return CACHE / f"{name}-seed{seed}.json"
+
+
 def cached_run(name: str, run, seed: int, rerun: bool, data, threads: int) -> dict:
-    path = CACHE / f"{name}-seed{seed}.json"
+    path = cached(name, seed)
     if path.exists() and not rerun:
         return json.loads(path.read_text())
     print(f"== {name}, seed {seed}", flush=True)
@@ -350,8 +371,7 @@ def main() -> None:
     for name in args.runs:
         seeds = args.seeds[:1] if name == "baselines" else args.seeds
         for seed in seeds:
-            path = CACHE / f"{name}-seed{seed}.json"
-            if args.table_only and not path.exists():
+            if args.table_only and not cached(name, seed).exists():
                 continue
             rows = cached_run(name, runners[name], seed, args.rerun, data, args.threads)
             runs.setdefault(name, []).append(rows)

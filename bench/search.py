@@ -19,7 +19,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import optuna
-from _common import cpu_settings, real_data, title_vectors, train_and_test
+from _common import (
+    cpu_settings,
+    embedding_settings,
+    item_vectors,
+    real_data,
+    train_and_test,
+)
 
 JOURNAL = Path(__file__).resolve().parent / "results" / "search.journal"
 STUDY = "sft-cpu-profile"
@@ -46,7 +52,11 @@ def objective(data: tuple, short: dict[str, object]) -> Callable[[optuna.Trial],
     def value(trial: optuna.Trial) -> float:
         settings = cpu_settings(**short, **suggest(trial), seed=1)
         text = settings.init == "text"
-        vectors = title_vectors(split, vocab, titles, settings.hidden_size) if text else None
+        vectors = (
+            item_vectors(split, vocab, titles, embedding_settings(settings.hidden_size))
+            if text
+            else None
+        )
         run = train_and_test(split, vocab, vectors, settings)
         trial.set_user_attr("minutes", run["train_seconds"] / 60)
         return run["valid"]["ndcg@10"]

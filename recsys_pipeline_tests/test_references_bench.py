@@ -111,14 +111,19 @@ def test_a_variant_names_the_sft_settings_it_changes_and_a_bad_one_fails_before_
             variant_changes(bad)
 
 
-def test_a_variant_changes_dpo_settings_by_their_prefix_and_lists_by_commas():
-    changes = variant_changes("ours+dpo.beta=0.2+dpo.loss_weights=1,0.5")
-    assert changes == {"dpo.beta": "0.2", "dpo.loss_weights": ["1", "0.5"]}
-    assert split_changes({"stage2_epochs": "10", **changes}) == (
-        {"stage2_epochs": "10"},
-        {"beta": "0.2", "loss_weights": ["1", "0.5"]},
-    )
-    dpo = pipeline_dpo_settings(**split_changes(changes)[1], seed=2)
+def test_a_variant_changes_dpo_and_text_vector_settings_by_their_prefix_and_lists_by_commas():
+    changes = variant_changes("ours+dpo.beta=0.2+dpo.loss_weights=1,0.5+embedding.text=profile")
+    assert changes == {
+        "dpo.beta": "0.2",
+        "dpo.loss_weights": ["1", "0.5"],
+        "embedding.text": "profile",
+    }
+    assert split_changes({"stage2_epochs": "10", **changes}) == {
+        "sft": {"stage2_epochs": "10"},
+        "dpo": {"beta": "0.2", "loss_weights": ["1", "0.5"]},
+        "embedding": {"text": "profile"},
+    }
+    dpo = pipeline_dpo_settings(**split_changes(changes)["dpo"], seed=2)
     assert (dpo.beta, dpo.loss_weights, dpo.loss_type, dpo.seed) == (
         0.2,
         [1.0, 0.5],
