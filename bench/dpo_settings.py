@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import _common  # noqa: F401  (puts the repository on sys.path)
+from _common import pipeline_dpo_settings  # (also puts the repository on sys.path)
 
 from recsys_pipeline.data.split import read_split
 from recsys_pipeline.data.vocab import load_vocab
@@ -29,13 +29,23 @@ from recsys_pipeline.training.settings import DPOSettings
 from recsys_pipeline.training.validation import RankingEvalSet
 
 SIGMOID = dict(loss_type=["sigmoid"], loss_weights=None)
-# name -> (mining changes, DPO settings)
+DEFAULT = DPOSettings()
+# name -> (mining changes, DPO settings): the first screen (plain DPO against DPO + the chosen
+# item's likelihood), then the default's neighbours, and the sft term alone as the control that
+# tells the preference's share of the gain from more likelihood training on the last items
 ROWS: dict[str, tuple[dict, DPOSettings]] = {
     "sigmoid, beta 0.1, lr 1e-4": ({}, DPOSettings(**SIGMOID)),
     "sigmoid, beta 0.05, lr 5e-5": ({}, DPOSettings(**SIGMOID, beta=0.05, learning_rate=5e-5)),
     "ipo, beta 0.1": ({}, DPOSettings(loss_type=["ipo"], loss_weights=None)),
-    "sigmoid + sft (default)": ({}, DPOSettings()),
+    "sigmoid + sft (default)": ({}, DEFAULT),
     "sigmoid, 3 negatives a positive": ({"negatives_per_positive": 3}, DPOSettings(**SIGMOID)),
+    "sft term alone": ({}, DPOSettings(loss_type=["sft"], loss_weights=None)),
+    "sigmoid + sft, beta 0.2": ({}, pipeline_dpo_settings(beta=0.2)),
+    "sigmoid + sft, beta 0.05": ({}, pipeline_dpo_settings(beta=0.05)),
+    "sigmoid + sft, weights 1 : 0.5": ({}, pipeline_dpo_settings(loss_weights=[1, 0.5])),
+    "sigmoid + sft, weights 1 : 2": ({}, pipeline_dpo_settings(loss_weights=[1, 2])),
+    "sigmoid + sft, lr 2e-4": ({}, pipeline_dpo_settings(learning_rate=2e-4)),
+    "sigmoid + sft, 2 epochs": ({}, pipeline_dpo_settings(epochs=2.0)),
 }
 
 
