@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
@@ -84,8 +85,11 @@ def item_vectors(split: Split, vocab: ItemVocab, titles: list[str], settings: Em
         return np.load(path)
     vectors = build_item_vectors(texts, split.train, vocab, settings, "cpu").vectors
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path.with_suffix(".partial.npy"), vectors)
-    path.with_suffix(".partial.npy").replace(path)
+    # one partial file per process: two runs started side by side both encode, and each must
+    # rename only its own complete file into place
+    partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.npy")
+    np.save(partial, vectors)
+    partial.replace(path)
     return vectors
 
 
