@@ -158,10 +158,12 @@ def train_and_test(
     settings: SFTSettings,
     dpo: object | None = None,
     ideas: bool = False,
+    test: bool = True,
 ) -> dict:
     """Train with the pipeline's SFT code (then DPO, when given settings for it); test metrics
     under the pipeline's protocol, of the model the pipeline would serve (best on validation);
-    with ``ideas``, also those of ``served_ideas`` on the served model."""
+    with ``ideas``, also those of ``served_ideas`` on the served model. Without ``test``, only
+    the SFT model's validation (a search must not see the test targets)."""
     from recsys_pipeline.models.checkpoints import load_checkpoint
     from recsys_pipeline.ranking.protocol import evaluate_targets
     from recsys_pipeline.ranking.scoring import item_output_vectors, model_scorer
@@ -194,6 +196,8 @@ def train_and_test(
             "parameters": report.parameters,
             "averaged": report.averaged,  # the mean checkpoints' own validation, served or not
         }
+        if not test:
+            return result
         scorer = model_scorer(load_checkpoint(sft_dir), vocab)
         result["sft_test"] = evaluate_targets({"m": scorer}, split, vocab)["m"].metrics()
         served = sft_dir

@@ -57,7 +57,7 @@ def objective(data: tuple, short: dict[str, object]) -> Callable[[optuna.Trial],
             if text
             else None
         )
-        run = train_and_test(split, vocab, vectors, settings)
+        run = train_and_test(split, vocab, vectors, settings, test=False)
         trial.set_user_attr("minutes", run["train_seconds"] / 60)
         return run["valid"]["ndcg@10"]
 

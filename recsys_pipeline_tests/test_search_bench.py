@@ -28,7 +28,11 @@ TINY = dict(
 )
 
 
-def test_a_search_starts_from_the_profile_and_a_later_one_continues_it(tmp_path):
+def test_a_search_starts_from_the_profile_and_a_later_one_continues_it(tmp_path, monkeypatch):
+    def no_test_scoring(*args, **kwargs):
+        raise AssertionError("a search scored the test targets")
+
+    monkeypatch.setattr("recsys_pipeline.ranking.protocol.evaluate_targets", no_test_scoring)
     rows = tiny_rows()
     split = Split(full=Histories.from_lists([r[0] for r in rows], [json.loads(r[1]) for r in rows]))
     data = (split, ItemVocab(item_ids=np.arange(1, 41)), [str(i) for i in range(1, 41)])
