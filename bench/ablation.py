@@ -27,20 +27,22 @@ import references
 from _common import is_tie, real_data, spread
 from references import SERVED, cached_run, runner
 
-DEFAULT = "title init (sasrec_rope), the CPU profile"
-SERVED_ROW = "title init (sasrec_rope) + DPO, served"
+DEFAULT = "title init (sasrec_gate), the CPU profile"
+SERVED_ROW = "title init (sasrec_gate) + DPO, served"
 # row -> the run whose SFT model it is (SERVED_ROW: the served model of the default run)
 ROWS = {
     DEFAULT: "sft",
     SERVED_ROW: "ours",
-    "random init (sasrec_rope)": "sft+init=random",
-    "profile init (sasrec_rope)": "sft+embedding.text=profile",
+    "random init (sasrec_gate)": "sft+init=random",
+    "profile init (sasrec_gate)": "sft+embedding.text=profile",
     "title init, sasrec": "sft+variant=sasrec",
-    "title init, sasrec_gate": "sft+variant=sasrec_gate",
+    "title init, sasrec_rope": "sft+variant=sasrec_rope",
     "title init, sasrec_moe": "sft+variant=sasrec_moe",
     "title init, no seen-item bias": "sft+seen_item_bias=false",
     "title init, float32 output layer": "sft+output_precision=float32",
     "title init, max length 50": "sft+max_history_length=50",
+    # measured before sasrec_gate became the default (2026-12-06)
+    "title init (sasrec_rope), max length 50": "sft+variant=sasrec_rope+max_history_length=50",
 }
 
 

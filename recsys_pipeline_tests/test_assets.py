@@ -186,8 +186,8 @@ def test_model_stages_on_tiny_data(tmp_path, tiny_csv, resources_for):
         num_attention_heads=2,
         intermediate_size=256,
     )
-    assert sft["variant"] == "sasrec_rope"
-    assert sft["parameters"] == expected_parameters("sasrec_rope", shape)
+    assert sft["variant"] == "sasrec_gate"
+    assert sft["parameters"] == expected_parameters("sasrec_gate", shape)
     epochs = [record.data for record in sft["epochs"].records]
     assert [(e["stage"], e["epoch"]) for e in epochs] == [(1, 1), (2, 1)]
     assert [c.name for c in sft["epochs"].schema.columns][:3] == ["stage", "epoch", "train_loss"]

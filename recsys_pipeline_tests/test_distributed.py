@@ -42,7 +42,7 @@ def test_two_gloo_processes_match_one(tmp_path, medium, resources_for, capfd):
     ]
     from recsys_pipeline.models.checkpoints import load_checkpoint
 
-    assert load_checkpoint(folder).config.variant == "sasrec_rope"
+    assert load_checkpoint(folder).config.variant == "sasrec_gate"
     assert abs(double["valid/ndcg@10"] - single["valid/ndcg@10"]) < 0.05
     assert double["valid/ndcg@10"] > 0.1  # it learned (popularity is far lower here)
     # the metadata came from the report the torchrun processes sent back through Pipes, and so

@@ -25,7 +25,7 @@ class SFTSettings(BaseModel):
     # frozen, and an unknown name is an error: a typo in run config must not pass silently
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    variant: Variant = Field("sasrec_rope", description="model variant of the SASRec family")
+    variant: Variant = Field("sasrec_gate", description="model variant of the SASRec family")
     hidden_size: int = Field(64, ge=1, description="width of the item embeddings and blocks")
     num_hidden_layers: int = Field(2, ge=1, description="transformer blocks")
     num_attention_heads: int = Field(2, ge=1, description="attention heads per block")
