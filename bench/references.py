@@ -344,6 +344,12 @@ def against_served(seeds: list[dict]) -> list[str]:
                 verdict = "one seed: spread unknown"
             parts.append(f"{part} {gains} ({verdict})")
         lines.append(f"{label} against the served model, NDCG@10 by seed: {'; '.join(parts)}")
+        for rows in having:
+            if "grid" in rows[label]:  # the blend: what each weight validated, and the one kept
+                scores = ", ".join(
+                    f"{w} {m['ndcg@10']:.4f}" for w, m in rows[label]["grid"].items()
+                )
+                lines.append(f"  w = {rows[label]['weight']:g} kept; valid NDCG@10 by w: {scores}")
     return lines
 
 

@@ -100,6 +100,29 @@ def test_ideas_are_compared_with_the_served_model_seed_by_seed():
     assert single.endswith("test +0.0010 (one seed: spread unknown)")
 
 
+def test_the_blend_prints_each_seeds_weight_and_its_validation_grid():
+    def row(ndcg, **extra):
+        return {"valid": {"ndcg@10": ndcg}, "test": {"ndcg@10": ndcg}, **extra}
+
+    def grid(*scores):
+        return {w: {"ndcg@10": s} for w, s in zip(("0.0", "0.05", "0.1"), scores, strict=True)}
+
+    seeds = [
+        {
+            SERVED: row(0.070),
+            "ours, served + blend": row(0.070, weight=0.0, grid=grid(0.070, 0.069, 0.06)),
+        },
+        {
+            SERVED: row(0.071),
+            "ours, served + blend": row(0.072, weight=0.05, grid=grid(0.071, 0.072, 0.06)),
+        },
+    ]
+    line, first, second = against_served(seeds)
+    assert line.startswith("ours, served + blend against the served model")
+    assert first == "  w = 0 kept; valid NDCG@10 by w: 0.0 0.0700, 0.05 0.0690, 0.1 0.0600"
+    assert second == "  w = 0.05 kept; valid NDCG@10 by w: 0.0 0.0710, 0.05 0.0720, 0.1 0.0600"
+
+
 def test_a_variant_names_the_sft_settings_it_changes_and_a_bad_one_fails_before_training():
     assert variant_changes("ours") == {}
     assert variant_changes("ours+stage2_epochs=10+learning_rate=0.003") == {
