@@ -51,13 +51,15 @@ def dpo_pairs(
         write_pairs(pairs, folder)
 
     title_of = dict(zip(vocab.item_ids.tolist(), titles, strict=True))
+    shown = min(EXAMPLES_SHOWN, len(pairs))
+    chosen, rejected = pairs.chosen[:shown].tolist(), pairs.rejected[:shown].tolist()
     examples = [
         (
             " → ".join(title_of[i] for i in pairs.prompts[r].tolist()[-3:]),
-            title_of[pairs.chosen[r].item()],
-            f"{title_of[pairs.rejected[r].item()]} ({pairs.kind[r]})",
+            title_of[chosen[r]],
+            f"{title_of[rejected[r]]} ({pairs.kind[r]})",
         )
-        for r in range(min(EXAMPLES_SHOWN, len(pairs)))
+        for r in range(shown)
     ]
     shares = {
         kind: float((pairs.kind == kind).mean()) if len(pairs) else 0.0

@@ -13,6 +13,7 @@ from recsys_pipeline.assets.plots import histogram_png
 from recsys_pipeline.assets.versions import published
 from recsys_pipeline.automation import OBSERVE, ON_UPSTREAM_CHANGE
 from recsys_pipeline.data.download import sha256_of
+from recsys_pipeline.data.histories import is_string_ids
 from recsys_pipeline.data.input_formats import InputFileError, parse_input, write_parsed
 from recsys_pipeline.data.input_location import InputUnavailableError
 from recsys_pipeline.resources import InputSource, RecsysStorage
@@ -67,7 +68,8 @@ def raw_csv(
     if parsed.quarantined:
         context.log.warning(
             f"{len(parsed.quarantined)} of {parsed.rows_read} rows quarantined "
-            f"(see quarantine.parquet); first: line {parsed.quarantined[0].line}, "
+            f"(see quarantine.parquet); first: {parsed.quarantined[0].file}, "
+            f"line {parsed.quarantined[0].line}, "
             f"field '{parsed.quarantined[0].field}': {parsed.quarantined[0].reason}"
         )
 
@@ -85,6 +87,7 @@ def raw_csv(
             item_ids=f"list<{id_type(parsed.histories.items)}>",
         ),
         "format": parsed.format,
+        "layout": parsed.layout,
         **parsed.counts,
         "source": source.origin,
         "source_path": dg.MetadataValue.path(str(source.path)),
@@ -102,8 +105,8 @@ def raw_csv(
             for name, count in Counter(q.field for q in parsed.quarantined).items()
         },
         "quarantine": markdown_table(
-            ["line", "field", "reason"],
-            [(q.line, q.field, q.reason) for q in parsed.quarantined[:QUARANTINE_SHOWN]],
+            ["line", "field", "reason", "file"],
+            [(q.line, q.field, q.reason, q.file) for q in parsed.quarantined[:QUARANTINE_SHOWN]],
         ),
         "items_with_conflicting_titles": parsed.title_conflicts,
         "ignored_columns": ", ".join(parsed.ignored_columns),
@@ -124,7 +127,7 @@ def raw_csv(
 
 
 def id_type(ids: object) -> str:
-    return "string" if ids.dtype.kind == "U" else "int64"
+    return "string" if is_string_ids(ids) else "int64"
 
 
 def definitions(_settings: Settings) -> dg.Definitions:

@@ -1,7 +1,9 @@
 """Per-user item sequences in compressed-sparse-row form, and their Arrow list-column form.
 
-User and item ids are the input's own: integers (int64 arrays) or strings (numpy unicode
-arrays), never renumbered; every operation here only moves them.
+User and item ids are the input's own: integers (int64 arrays) or strings, never renumbered;
+every operation here only moves them. String ids are numpy ``StringDType`` arrays: each string
+costs its own length, where a fixed-width unicode array would give every id the width of the
+longest (one 10 kB URL among a million ASINs made each of them cost 40 kB).
 """
 
 from __future__ import annotations
@@ -11,9 +13,21 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+STRING_IDS = np.dtypes.StringDType()
+
+
+def is_string_ids(ids: np.ndarray) -> bool:
+    return ids.dtype == STRING_IDS
+
 
 def as_ids(values: object) -> np.ndarray:
-    """Ids as an array of their own kind: int64 when they are integers, else unicode strings."""
+    """Ids as an array of their own kind: int64 when they are integers, else variable-width
+    strings."""
+    if isinstance(values, np.ndarray) and values.dtype == STRING_IDS:
+        return values
+    if isinstance(values, list | tuple) and any(isinstance(v, str) for v in values):
+        # straight to StringDType: np.asarray would first build a fixed-width array
+        return np.array(values, dtype=STRING_IDS)
     array = np.asarray(values)
     if array.dtype.kind in "iu":
         return array.astype(np.int64, copy=False)
@@ -25,9 +39,7 @@ def as_ids(values: object) -> np.ndarray:
         and all(isinstance(v, int) and not isinstance(v, bool) for v in array.tolist())
     ):
         return array.astype(np.int64)
-    if array.dtype.kind == "U":
-        return array
-    return array.astype(str) if len(array) else np.empty(0, dtype=np.int64)
+    return array.astype(STRING_IDS) if len(array) else np.empty(0, dtype=np.int64)
 
 
 def ids_from_arrow(array: pa.Array | pa.ChunkedArray) -> np.ndarray:

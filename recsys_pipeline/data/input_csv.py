@@ -8,9 +8,7 @@ import ast
 import csv
 import hashlib
 import html
-import io
 import json
-import re
 from array import array
 from collections import Counter
 from collections.abc import Iterator
@@ -19,17 +17,16 @@ from pathlib import Path
 import numpy as np
 
 from recsys_pipeline.data.histories import Histories, as_ids
+from recsys_pipeline.data.input_errors import InputFileError, QuarantinedRow, RowError
 from recsys_pipeline.data.input_formats import (
     SEQUENCE_COLUMNS,
-    HashingReader,
-    InputFileError,
+    SURROGATE,
     ParsedSequences,
-    QuarantinedRow,
-    RowError,
     most_frequent_titles,
     string_id_problem,
     text_ids,
 )
+from recsys_pipeline.data.input_streams import Layout, layout_of, open_text
 
 USER_COLUMN = "user_id"
 ITEMS_COLUMN = "history_item_id"
@@ -38,7 +35,6 @@ REQUIRED_COLUMNS = SEQUENCE_COLUMNS
 
 # One field may hold a whole user history; csv's default limit (128 KiB) is too small for that.
 MAX_FIELD_BYTES = 64 * 1024 * 1024
-_SURROGATE = re.compile("[\udc80-\udcff]")
 _MISSING_MARKERS = {"", "nan", "none", "null", "na", "n/a"}
 
 
@@ -105,15 +101,10 @@ def _parse_titles(cell: str, n_items: int) -> list[str]:
     return [html.unescape(title).strip() for title in titles]
 
 
-def _rows(path: Path, digest: hashlib._Hash) -> Iterator[tuple[int, list[str]]]:
+def _rows(path: Path, layout: Layout, digest: hashlib._Hash) -> Iterator[tuple[int, list[str]]]:
     """(first line number, cells) of each record; header first. ``digest`` sees the file's
     bytes as they are read: at the end it is the digest of exactly what was parsed."""
-    # utf-8-sig drops a BOM; surrogateescape lets one bad byte quarantine its row instead of
-    # aborting the whole file; newline="" lets csv handle CRLF and quoted line breaks.
-    binary = io.BufferedReader(HashingReader(path.open("rb", buffering=0), digest), 1 << 20)
-    with io.TextIOWrapper(
-        binary, encoding="utf-8-sig", errors="surrogateescape", newline=""
-    ) as handle:
+    with open_text(path, layout, digest) as handle:
         reader = csv.reader(handle)
         line = 1
         while True:
@@ -148,12 +139,11 @@ def parse_sequences_csv(path: Path) -> ParsedSequences:
     """Parse the course CSV; raise InputFileError when the file as a whole is unusable (the share
     of quarantined rows is checked by ``input_formats.parse_input``)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, "file not found")
+    layout = layout_of(path)
     csv.field_size_limit(MAX_FIELD_BYTES)
 
     digest = hashlib.sha256()
-    rows = _rows(path, digest)
+    rows = _rows(path, layout, digest)
     header = _read_header(path, rows)
     col = {name: header.index(name) for name in REQUIRED_COLUMNS}
     ignored = [name for name in header if name not in REQUIRED_COLUMNS]
@@ -176,7 +166,7 @@ def parse_sequences_csv(path: Path) -> ParsedSequences:
             if len(row) != len(header):
                 raise RowError("(row)", f"{len(row)} fields where the header has {len(header)}")
             for name, index in col.items():
-                if _SURROGATE.search(row[index]):
+                if SURROGATE.search(row[index]):
                     raise RowError(name, "bytes that are not valid UTF-8")
             user = _parse_user_id(row[col[USER_COLUMN]])
             if user in first_line_of_user:
@@ -187,7 +177,7 @@ def parse_sequences_csv(path: Path) -> ParsedSequences:
             history = _parse_items(row[col[ITEMS_COLUMN]])
             titles = _parse_titles(row[col[TITLES_COLUMN]], len(history))
         except RowError as exc:
-            quarantined.append(QuarantinedRow(line, exc.field, exc.reason, raw_user))
+            quarantined.append(QuarantinedRow(path.name, line, exc.field, exc.reason, raw_user))
             continue
         strings = isinstance(history[0], str)
         first_line_of_kind.setdefault(strings, line)
@@ -229,4 +219,5 @@ def parse_sequences_csv(path: Path) -> ParsedSequences:
         quarantined=quarantined,
         title_conflicts=conflicts,
         ignored_columns=ignored,
+        layout=layout.describe(),
     )

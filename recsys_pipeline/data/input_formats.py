@@ -22,8 +22,7 @@ quarantined rows is an error again, because then the file is probably not what t
 from __future__ import annotations
 
 import csv
-import hashlib
-import io
+import html
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -33,40 +32,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recsys_pipeline.data.histories import Histories, as_ids, ids_from_arrow
+from recsys_pipeline.data.histories import Histories, as_ids, ids_from_arrow, is_string_ids
+from recsys_pipeline.data.input_errors import InputFileError, QuarantinedRow
+from recsys_pipeline.data.input_streams import DECOMPRESSION_ERRORS, Layout, layout_of, open_text
 
 CANONICAL_INT = re.compile(r"-?(0|[1-9][0-9]*)")
 _UNSAFE = re.compile(r"[\s<>]")
+SURROGATE = re.compile("[\udc80-\udcff]")  # a byte that is not UTF-8, kept by surrogateescape
 _QUARANTINE_EXAMPLES = 5
 SEQUENCE_COLUMNS = ("user_id", "history_item_id", "history_item_title")
 LOG_COLUMNS = ("user_id", "item_id", "timestamp")
-
-
-class InputFileError(ValueError):
-    """The input file cannot be used; the message names the file, line and field."""
-
-    def __init__(self, path: Path, message: str, line: int | None = None, field: str | None = None):
-        where = str(path)
-        if line is not None:
-            where += f", line {line}"
-        if field is not None:
-            where += f", field '{field}'"
-        super().__init__(f"{where}: {message}")
-        self.path, self.line, self.field = path, line, field
-
-
-class RowError(ValueError):
-    def __init__(self, field: str, reason: str):
-        super().__init__(reason)
-        self.field, self.reason = field, reason
-
-
-@dataclass(frozen=True)
-class QuarantinedRow:
-    line: int
-    field: str
-    reason: str
-    user_id: str  # the raw cell, cut short: the row may not even have a valid id
 
 
 @dataclass
@@ -80,27 +55,7 @@ class ParsedSequences:
     title_conflicts: int = 0  # items seen with more than one distinct title
     ignored_columns: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)  # format-specific repairs, e.g. duplicates
-
-
-class HashingReader(io.RawIOBase):
-    """A binary file that feeds every byte it reads into ``digest``: the digest of exactly what
-    was parsed, computed while parsing."""
-
-    def __init__(self, raw: io.RawIOBase, digest: hashlib._Hash) -> None:
-        self.raw, self.digest = raw, digest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:
-        count = self.raw.readinto(buffer)
-        if count:
-            self.digest.update(memoryview(buffer)[:count])
-        return count
-
-    def close(self) -> None:
-        self.raw.close()
-        super().close()
+    layout: str = "utf-8 text"  # compression and encoding, as read (Layout.describe)
 
 
 def string_id_problem(text: str) -> str | None:
@@ -125,10 +80,16 @@ def check_quarantine(path: Path, parsed: ParsedSequences, max_fraction: float) -
         raise InputFileError(path, "the file has a header but no data rows", line=2)
     if len(parsed.histories) and len(quarantined) <= max_fraction * rows:
         return
+    raise _too_many_quarantined(path, quarantined, rows, max_fraction)
+
+
+def _too_many_quarantined(
+    path: Path, quarantined: list[QuarantinedRow], rows: int, max_fraction: float
+) -> InputFileError:
     examples = "; ".join(
         f"line {q.line}, field '{q.field}': {q.reason}" for q in quarantined[:_QUARANTINE_EXAMPLES]
     )
-    raise InputFileError(
+    return InputFileError(
         path,
         f"{len(quarantined)} of {rows} rows are invalid (more than {max_fraction:.0%} allowed); "
         f"first: {examples}",
@@ -144,13 +105,11 @@ def most_frequent_titles(counts: dict[object, Counter[str]]) -> tuple[dict, int]
     return titles, sum(len(c) > 1 for c in counts.values())
 
 
-def header_of(path: Path) -> list[str]:
-    """Column names of a CSV or parquet input (a parquet file is told by its magic bytes)."""
-    with path.open("rb") as handle:
-        magic = handle.read(4)
-    if magic == b"PAR1":
+def header_of(path: Path, layout: Layout) -> list[str]:
+    """Column names of a CSV or parquet input."""
+    if layout.parquet:
         return pq.read_schema(path).names
-    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
+    with open_text(path, layout, None) as handle:
         for row in csv.reader(handle):
             if any(cell.strip() for cell in row):
                 return [cell.strip() for cell in row]
@@ -166,50 +125,102 @@ def parse_input(
     from recsys_pipeline.data.interaction_log import parse_interaction_log
 
     path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, "file not found")
-    names = header_of(path)
-    if all(name in names for name in LOG_COLUMNS):
-        parsed = parse_interaction_log(path)
-    elif all(name in names for name in SEQUENCE_COLUMNS):
-        parsed = parse_sequences_csv(path)
-    else:
-        # the format the header comes closest to names what it misses
-        log_like = "item_id" in names or "timestamp" in names
-        wanted = LOG_COLUMNS if log_like else SEQUENCE_COLUMNS
-        missing = [n for n in wanted if n not in names]
-        raise InputFileError(
-            path,
-            f"missing required column(s) {missing}; the header has {names} (expected the course "
-            f"CSV's columns {list(SEQUENCE_COLUMNS)} or an interaction log's {list(LOG_COLUMNS)} "
-            "+ optional title)",
-            line=1,
-            field=missing[0],
-        )
+    layout = layout_of(path)
+    try:
+        names = header_of(path, layout)
+        if all(name in names for name in LOG_COLUMNS):
+            parsed = parse_interaction_log(path)
+        elif all(name in names for name in SEQUENCE_COLUMNS):
+            parsed = parse_sequences_csv(path)
+        else:
+            raise missing_columns_error(path, names)
+    except UnicodeDecodeError as exc:  # surrogateescape cannot keep every bad UTF-16/32 unit
+        raise InputFileError(path, f"the file is not valid {layout.encoding}: {exc}") from exc
+    except DECOMPRESSION_ERRORS as exc:
+        if layout.compression is None:
+            raise
+        raise InputFileError(path, f"the {layout.compression} data is corrupt: {exc}") from exc
     check_quarantine(path, parsed, max_quarantine_fraction)
     if items_file is not None:
-        parsed.titles.update(read_item_titles(Path(items_file), parsed.histories.items))
+        add_item_titles(parsed, Path(items_file), max_quarantine_fraction)
     return parsed
 
 
-def read_item_titles(path: Path, items: np.ndarray) -> dict:
-    """``item_id,title`` rows for the items of ``items``, ids read as the input's kind."""
-    if not path.is_file():
-        raise InputFileError(path, "items file not found")
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in ("item_id", "title") if c not in (reader.fieldnames or [])]
+def missing_columns_error(path: Path, names: list[str]) -> InputFileError:
+    """The format the header comes closest to names what it misses."""
+    log_like = "item_id" in names or "timestamp" in names
+    wanted = LOG_COLUMNS if log_like else SEQUENCE_COLUMNS
+    missing = [n for n in wanted if n not in names]
+    return InputFileError(
+        path,
+        f"missing required column(s) {missing}; the header has {names} (expected the course "
+        f"CSV's columns {list(SEQUENCE_COLUMNS)} or an interaction log's {list(LOG_COLUMNS)} "
+        "+ optional title)",
+        line=1,
+        field=missing[0],
+    )
+
+
+def add_item_titles(parsed: ParsedSequences, path: Path, max_quarantine_fraction: float) -> None:
+    """Titles from an ``item_id,title`` file, for the items of ``parsed``, win over the input's
+    own. As in the input, an id listed with several titles keeps its most frequent (the first
+    seen on a tie), and bad rows are quarantined; ids that are not in the input are counted."""
+    items = parsed.histories.items
+    strings = is_string_ids(items)
+    counts: dict[object, Counter[str]] = {}
+    quarantined: list[QuarantinedRow] = []
+    rows = 0
+    layout = layout_of(path)
+    with open_text(path, layout, None) as handle:
+        reader = csv.reader(handle)
+        header = [cell.strip() for cell in next(reader, [])]
+        missing = [c for c in ("item_id", "title") if c not in header]
         if missing:
             raise InputFileError(path, f"missing column(s) {missing}", line=1, field=missing[0])
-        rows = [(row["item_id"].strip(), row["title"]) for row in reader]
-    strings = items.dtype.kind == "U"
-    titles = {}
-    for line, (item, title) in enumerate(rows, start=2):
-        if not strings and not CANONICAL_INT.fullmatch(item):
-            raise InputFileError(path, f"{item!r} is not an integer id", line=line, field="item_id")
-        titles[item if strings else int(item)] = title.strip()
+        column, title_column = header.index("item_id"), header.index("title")
+        line = reader.line_num + 1
+        for row in reader:
+            if any(cell.strip() for cell in row):
+                rows += 1
+                item = row[column].strip() if len(row) > column else ""
+                reason = _items_row_problem(row, len(header), item, strings)
+                if reason is not None:
+                    quarantined.append(QuarantinedRow(path.name, line, reason[0], reason[1], item))
+                else:
+                    key = item if strings else int(item)
+                    title = html.unescape(row[title_column]).strip()
+                    counts.setdefault(key, Counter())[title] += 1
+            line = reader.line_num + 1
+    if rows and len(quarantined) > max_quarantine_fraction * rows:
+        raise _too_many_quarantined(path, quarantined, rows, max_quarantine_fraction)
+    titles, conflicts = most_frequent_titles(counts)
     known = set(items.tolist())
-    return {item: title for item, title in titles.items() if item in known}
+    parsed.titles.update({item: title for item, title in titles.items() if item in known})
+    parsed.quarantined.extend(quarantined)
+    parsed.counts.update(
+        {
+            "items_file_rows": rows,
+            "items_file_quarantined_rows": len(quarantined),
+            "items_file_ids_not_in_input": sum(item not in known for item in titles),
+            "items_file_title_conflicts": conflicts,
+        }
+    )
+
+
+def _items_row_problem(
+    row: list[str], width: int, item: str, strings: bool
+) -> tuple[str, str] | None:
+    """(field, reason) of a bad items-file row, or None."""
+    if len(row) != width:
+        return "(row)", f"{len(row)} fields where the header has {width}"
+    if SURROGATE.search("".join(row)):
+        return "(row)", "bytes that are not valid UTF-8"
+    if strings:
+        problem = string_id_problem(item)
+        return None if problem is None else ("item_id", problem)
+    if not CANONICAL_INT.fullmatch(item):
+        return "item_id", f"{item[:40]!r} is not an integer id (the input's item ids are)"
+    return None
 
 
 # --- the raw_csv artifact ------------------------------------------------------------------------
@@ -240,10 +251,11 @@ def write_parsed(parsed: ParsedSequences, folder: Path) -> None:
             [vars(q) for q in parsed.quarantined],
             schema=pa.schema(
                 [
+                    ("file", pa.string()),
                     ("line", pa.int64()),
                     ("field", pa.string()),
                     ("reason", pa.string()),
-                    ("user_id", pa.string()),
+                    ("row_id", pa.string()),
                 ]
             ),
         ),

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recsys_pipeline.data.histories import Histories, ids_from_arrow
+from recsys_pipeline.data.histories import Histories, ids_from_arrow, is_string_ids
 
 MIN_SPLIT_LENGTH = 3
 NO_TARGET = -1  # for integer ids; string ids use "" (an empty id is never valid input)
@@ -68,7 +68,7 @@ class Split:
 
 
 def no_target_for(ids: np.ndarray) -> int | str:
-    return "" if ids.dtype.kind == "U" else NO_TARGET
+    return "" if is_string_ids(ids) else NO_TARGET
 
 
 def write_split(split: Split, folder: Path) -> None:
