@@ -13,6 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import httpx
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -42,12 +44,17 @@ def resources(root) -> dict:
     }
 
 
-@pytest.fixture(scope="module")
-def graph(tmp_path_factory):
-    root = tmp_path_factory.mktemp("serving")
+def served_graph(root: Path) -> Path:
+    """``root`` with the tiny graph run under it: the service's artifacts are under
+    ``root / "data" / "artifacts"``."""
     write_rows(root / "in.csv", tiny_rows())
     assert run_graph(resources(root), sft_checkpoint=FAST_SFT, dpo_checkpoint=SERVE_SFT).success
     return root
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    return served_graph(tmp_path_factory.mktemp("serving"))
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +122,36 @@ def test_a_history_longer_than_the_model_reads_keeps_the_most_recent_items(clien
     assert recent["items"] == answer["items"] and recent["truncated"] is False
 
 
+def test_a_history_excluding_all_but_a_few_items_gets_the_few_that_remain(client):
+    catalog = sorted(client.app.state.server.bundle.titles)
+    history, remaining = catalog[3:], catalog[:3]
+    answer = recommend(client, history=history, k=10)
+    got = [item["item_id"] for item in answer["items"]]
+    assert sorted(got) == remaining and not set(got) & set(history)
+    scores = [item["score"] for item in answer["items"]]
+    assert scores == sorted(scores, reverse=True)
+    assert recommend(client, history=catalog, k=10)["items"] == []  # nothing left at all
+    batch = {"requests": [{"history": history, "k": 2}, {"history": [1], "k": 10}]}
+    response = client.post("/recommend/batch", json=batch)
+    assert response.status_code == 200, response.text
+    assert [len(r["items"]) for r in response.json()["responses"]] == [2, 10]
+    # k over the catalog's size: the whole catalog, best first
+    assert len(recommend(client, history=[1], k=100, exclude_history=False)["items"]) == 40
+
+
+def test_the_batch_path_still_refuses_a_top_k_with_fewer_than_k_items(client):
+    from recsys_pipeline.data.histories import Histories
+    from recsys_pipeline.ranking.retrieval import recommend as retrieve
+
+    bundle = client.app.state.server.bundle
+    history = Histories.from_lists([0], [sorted(bundle.titles)[3:]])
+    with pytest.raises(ValueError, match="fewer than 10 recommendable items for 1 of 1 users"):
+        retrieve(bundle.model, bundle.index, history, bundle.vocab, 10, exclude_history=True)
+    padded = retrieve(bundle.model, bundle.index, history, bundle.vocab, 10, True, allow_fewer=True)
+    assert padded.items.shape == (1, 10) and np.isinf(padded.scores[0, 3:]).all()
+    assert np.isfinite(padded.scores[0, :3]).all()
+
+
 @pytest.mark.parametrize(
     ("body", "status", "names"),
     [
@@ -136,6 +173,72 @@ def test_bad_input_is_a_4xx_naming_the_field(client, body, status, names):
     for name in names:
         assert name in response.text
     assert "Traceback" not in response.text
+
+
+def no_constants(name: str) -> None:
+    raise AssertionError(f"{name} is not JSON")
+
+
+def post_raw(client, body: bytes, url: str = "/recommend") -> httpx.Response:
+    return client.post(url, content=body, headers={"content-type": "application/json"})
+
+
+@pytest.mark.parametrize(
+    ("body", "loc", "echoed"),
+    [
+        (b'{"history": [NaN]}', ["body", "history", 0, "int"], "NaN"),
+        (b'{"history": [1, Infinity]}', ["body", "history", 1, "int"], "Infinity"),
+        (b'{"history": [-Infinity]}', ["body", "history", 0, "int"], "-Infinity"),
+        (b'{"history": [1e400]}', ["body", "history", 0, "int"], "Infinity"),
+        (b'{"user_id": NaN}', ["body", "user_id", "int"], "NaN"),
+        (b'{"history": [1], "k": NaN}', ["body", "k"], "NaN"),
+        (b'{"history": [1], "k": 1e400}', ["body", "k"], "Infinity"),
+        (b'{"history": [1], "k": "\\ud800"}', ["body", "k"], "\\ud800"),
+        (b'{"history": [1], "exclude_history": NaN}', ["body", "exclude_history"], "NaN"),
+        (b'{"history": [1], "\\ud800": 1}', ["body"], "\\ud800"),  # pydantic: the key
+        (b'{"history": [1], "size": "\\ud800"}', ["body", "size"], "\\ud800"),
+        (
+            b'{"requests": [{"history": [NaN]}]}',
+            ["body", "requests", 0, "history", 0, "int"],
+            "NaN",
+        ),
+    ],
+)
+def test_input_json_cannot_carry_back_is_echoed_as_text_in_a_422(client, body, loc, echoed):
+    url = "/recommend/batch" if b"requests" in body else "/recommend"
+    response = post_raw(client, body, url)
+    assert response.status_code == 422, response.text
+    errors = json.loads(response.content.decode("utf-8"), parse_constant=no_constants)["detail"]
+    assert {"loc": loc, "input": echoed} in [{"loc": e["loc"], "input": e["input"]} for e in errors]
+
+
+def test_unknown_ids_json_cannot_carry_back_are_escaped(client):
+    response = post_raw(client, b'{"history": [1, "\\ud800", "\\udfff"]}')
+    assert response.status_code == 422, response.text
+    detail = json.loads(response.content.decode("utf-8"))["detail"]
+    assert detail["loc"] == ["body", "history"] and detail["unknown"] == ["\\ud800", "\\udfff"]
+    response = post_raw(client, b'{"user_id": "\\ud800"}')
+    assert response.status_code == 404
+    assert json.loads(response.content.decode("utf-8"))["detail"] == (
+        "user_id \\ud800 is not a known user"
+    )
+
+
+def test_ids_beyond_int64_are_not_in_the_catalog(client):
+    digits = "9" * 5000
+    for id_ in (digits, "9" * 4300, "9" * 20, "-" + "9" * 19):
+        response = client.get(f"/items/{id_}")
+        assert response.status_code == 404 and "not in the catalog" in response.text
+    response = client.post("/recommend", json={"history": [1, digits]})
+    assert response.status_code == 422 and response.json()["detail"]["unknown"] == [digits]
+    response = client.post("/recommend", json={"user_id": digits})
+    assert response.status_code == 404 and "not a known user" in response.text
+    # JSON integers of over 4300 digits, which Python's JSON parser refuses
+    for body in (f'{{"history": [{digits}]}}', f'{{"user_id": {digits}}}'):
+        response = post_raw(client, body.encode())
+        assert response.status_code == 400 and response.json()["detail"], response.text
+    response = post_raw(client, f'{{"history": [{"9" * 4300}]}}'.encode())
+    assert response.status_code == 422 and response.json()["detail"]["unknown"] == [int("9" * 4300)]
 
 
 def test_bodies_over_a_mebibyte_and_broken_json_are_refused_cleanly(client):
@@ -174,6 +277,34 @@ def test_items_health_and_metrics(client):
     assert 'recsys_requests_total{endpoint="/recommend",status="422"}' in text
     assert "recsys_request_seconds_bucket" in text and "recsys_recommendations_total" in text
     assert client.get("/docs").status_code == 200
+
+
+def test_a_trailing_slash_is_a_404_not_a_redirect_to_the_host_header(client):
+    for method, path in (("GET", "/health/"), ("GET", "/items/1/"), ("POST", "/recommend/")):
+        response = client.request(
+            method, path, headers={"host": "evil.example"}, follow_redirects=False
+        )
+        assert response.status_code == 404 and "location" not in response.headers
+        assert "evil" not in response.text
+
+
+@pytest.mark.parametrize("path", ["/health", "/items/1", "/metrics", "/openapi.json", "/docs"])
+def test_head_is_get_without_the_body(client, path):
+    head, get = client.head(path), client.get(path)
+    assert head.status_code == get.status_code == 200 and head.content == b""
+    assert head.headers["content-type"] == get.headers["content-type"]
+    assert int(head.headers["content-length"]) > 0
+    if path not in ("/health", "/metrics"):  # those two change between the calls
+        assert head.headers["content-length"] == get.headers["content-length"]
+
+
+def test_head_keeps_refusals(client):
+    missing = client.head("/items/424242")
+    assert missing.status_code == 404 and missing.content == b""
+    assert int(missing.headers["content-length"]) == len(client.get("/items/424242").content)
+    for path in ("/recommend", "/recommend/batch"):
+        response = client.head(path)
+        assert response.status_code == 405 and response.headers["allow"] == "POST"
 
 
 def test_concurrent_requests_share_one_pass_and_a_lone_one_does_not_wait():
@@ -228,6 +359,58 @@ def test_large_passes_run_off_the_event_loop_and_deliver_answers_and_errors():
 
     asyncio.run(scenario())
     assert where == [(2, False), (5, True), (3, True)]
+
+
+@pytest.mark.parametrize("offload_at", [256, 2])  # on the event loop, on the worker thread
+def test_a_failing_pass_is_scored_again_request_by_request(offload_at):
+    passes = []
+
+    class Recorder:
+        def recommend(self, histories, k, exclude):
+            passes.append(len(histories))
+            if ["poison"] in histories:
+                raise RuntimeError("poisoned")
+            return [f"answer to {h}" for h in histories]
+
+    bundle, batcher = Recorder(), Batcher(wait_ms=0, offload_at=offload_at)
+
+    async def scenario():
+        jobs = [[[1]], [[2], [3]], [["poison"]], [[4]]]
+        submits = (batcher.submit(bundle, job, 10, True) for job in jobs)
+        return await asyncio.gather(*submits, return_exceptions=True)
+
+    first, second, poisoned, fourth = asyncio.run(scenario())
+    assert first == ["answer to [1]"] and second == ["answer to [2]", "answer to [3]"]
+    assert fourth == ["answer to [4]"] and isinstance(poisoned, RuntimeError)
+    assert passes == [5, 1, 2, 1, 1]
+
+
+def test_one_failing_request_fails_no_other_that_shared_its_pass(graph, monkeypatch):
+    from recsys_pipeline.serving.bundle import Bundle
+
+    poison, shared, scored = [7, 7, 7], [], Bundle.recommend
+
+    def recommend_or_fail(self, histories, k, exclude):
+        if poison in histories:
+            shared.append(len(histories))
+            raise RuntimeError("poisoned")
+        return scored(self, histories, k, exclude)
+
+    monkeypatch.setattr(Bundle, "recommend", recommend_or_fail)
+    app = create_app(graph / "data" / "artifacts", poll=False)  # its own error counts
+
+    async def scenario():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            bodies = [{"history": [i % 40 + 1, 3]} for i in range(60)]
+            bodies.insert(30, {"history": poison})
+            return await asyncio.gather(*(client.post("/recommend", json=b) for b in bodies))
+
+    responses = asyncio.run(scenario())
+    poisoned = responses.pop(30)
+    assert poisoned.status_code == 500 and poisoned.json() == {"detail": "internal error"}
+    assert [r.status_code for r in responses] == [200] * 60
+    assert max(shared) > 1  # the poisoned request did share a pass with others
 
 
 def test_a_failure_inside_the_service_is_a_json_500_without_a_trace(client, monkeypatch):

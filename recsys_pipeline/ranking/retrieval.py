@@ -145,10 +145,13 @@ def top_k_with_history(
     own: np.ndarray,
     shift: float,
     k: int,
+    allow_fewer: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(n_users, k) item columns and their scores, best first, ties to the smaller column: the
     index's top-k with ``shift`` added to the score of each user's ``own`` columns
-    ((n_users, width), -1 pads; -inf excludes them)."""
+    ((n_users, width), -1 pads; -inf excludes them). A user with fewer than k recommendable items
+    (a catalog smaller than k, or a history excluding nearly all of it) raises, unless
+    ``allow_fewer``: then their row ends in column -1 and score -inf."""
     n_items = len(item_vectors)
     scores, columns = search(index, queries, min(k + own.shape[1], n_items))
     own_scores = np.einsum("ud,ujd->uj", queries, item_vectors[np.maximum(own, 0)]) + shift
@@ -162,14 +165,23 @@ def top_k_with_history(
     order = np.lexsort((tie_break, -candidate_scores), axis=1)[:, :k]
     best = np.take_along_axis(candidates, order, axis=1)
     best_scores = np.take_along_axis(candidate_scores, order, axis=1)
-    if np.any(best < 0) or np.any(best_scores == -np.inf):
-        raise ValueError(f"fewer than {k} recommendable items for some users")
-    return best, best_scores
+    missing = k - best.shape[1]  # a catalog smaller than k has fewer candidates
+    best = np.pad(best, ((0, 0), (0, missing)), constant_values=-1)
+    best_scores = np.pad(best_scores, ((0, 0), (0, missing)), constant_values=-np.inf)
+    nothing = best_scores == -np.inf  # every -1 candidate scores -inf too
+    if not allow_fewer and nothing.any():
+        short = int(nothing.any(axis=1).sum())
+        raise ValueError(
+            f"fewer than {k} recommendable items for {short} of {len(best)} users: the catalog "
+            f"({n_items} items) minus what is excluded is too small for a top-{k}"
+        )
+    return np.where(nothing, -1, best), best_scores
 
 
 class Recommended(NamedTuple):
     items: np.ndarray  # (n_users, k) item ids, best first
     scores: np.ndarray  # (n_users, k) the model's logits (seen-item bias included)
+    # with ``allow_fewer``, a row's items past its first score of -inf are padding, not items
 
 
 def recommend(
@@ -181,10 +193,13 @@ def recommend(
     exclude_history: bool = False,
     batch_size: int = 4096,
     item_vectors: np.ndarray | None = None,
+    allow_fewer: bool = False,
 ) -> Recommended:
     """(n_users, k) item ids and scores, best first: the model's exact top-k after each user's
     history, seen-item bias included, or with everything the user has excluded.
-    ``item_vectors``: the model's item output rows, when the caller keeps them (a service)."""
+    ``item_vectors``: the model's item output rows, when the caller keeps them (a service).
+    A user with fewer than k recommendable items raises, unless ``allow_fewer`` (a service, which
+    answers with what there is): then their row is padded with scores of -inf."""
     import torch
 
     from recsys_pipeline.ranking.scoring import (
@@ -210,9 +225,11 @@ def recommend(
             own, shift = seen_columns(model, ids, mask), bias
         else:
             own, shift = np.empty((len(batch), 0), dtype=np.int64), 0.0
-        columns, best = top_k_with_history(index, queries, items, own, shift, k)
+        columns, best = top_k_with_history(index, queries, items, own, shift, k, allow_fewer)
         tops.append(columns)
         scores.append(best)
     if not tops:
         return Recommended(np.empty((0, k), np.int64), np.empty((0, k), np.float32))
-    return Recommended(vocab.decode(np.concatenate(tops) + 1), np.concatenate(scores))
+    # padding (column -1) decodes as the first item: an id of the catalog's kind, marked by -inf
+    columns = np.maximum(np.concatenate(tops), 0)
+    return Recommended(vocab.decode(columns + 1), np.concatenate(scores))

@@ -2,8 +2,13 @@
 over the model and faiss index the pipeline last published, swapped for a newer version while it
 runs.
 
-Client input never gets a 500 or a stack trace: bad fields are 422s naming the field (pydantic),
-unknown items a 422 listing them, unknown users and items 404s, bodies over 1 MiB a 413.
+Client input never gets a 500 or a stack trace, and every refusal is JSON: bad fields are 422s
+naming the field (pydantic; the input echoed back with NaN, infinities and lone surrogates as
+text), unknown items a 422 listing them, unknown users and items 404s (an integer id beyond int64
+is simply not in an integer catalog), a body Python cannot read as JSON at all (not UTF-8, an
+integer of over 4300 digits) a 400, bodies over 1 MiB a 413. A history that leaves fewer than k
+items to recommend gets the shorter list. HEAD is answered as GET without the body; a path with a
+trailing slash is a 404, never a redirect (which would echo the request's Host header).
 """
 
 from __future__ import annotations
@@ -12,14 +17,19 @@ import asyncio
 import collections
 import concurrent.futures
 import gc
+import json
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Response
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -30,6 +40,7 @@ from prometheus_client import (
     generate_latest,
 )
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recsys_pipeline.data.artifacts import ArtifactStore
 from recsys_pipeline.serving.bundle import (
@@ -78,7 +89,10 @@ class Item(BaseModel):
 
 
 class RecommendResponse(BaseModel):
-    items: list[Item]
+    items: list[Item] = Field(
+        description="best first; fewer than k where fewer items can be recommended (a history "
+        "excluding nearly the whole catalog)"
+    )
     model: str
     model_version: str
     fallback: str | None = Field(None, description="popularity: the history was empty")
@@ -94,6 +108,42 @@ class ItemInfo(BaseModel):
     item_id: ItemId
     title: str
     purchases: int
+
+
+class Refusal(BaseModel):
+    detail: str = Field(description="what was refused, and why")
+
+
+class FieldError(BaseModel):
+    """One field pydantic refused."""
+
+    loc: list[str | int] = Field(description="where: body, then the path to the field")
+    msg: str
+    type: str
+    input: Any = Field(None, description="what was sent (NaN, infinities: as text)")
+    ctx: dict[str, Any] | None = None
+
+
+class UnknownItemsError(BaseModel):
+    loc: list[str | int] = Field(description='["body", "history"]')
+    msg: str
+    unknown: list[ItemId] = Field(description="the history's ids that the catalog does not hold")
+
+
+class Invalid(BaseModel):
+    detail: list[FieldError] | UnknownItemsError
+
+
+# what the POST routes answer besides 200, declared so that the OpenAPI schema holds every answer
+REFUSED_RECOMMENDATIONS: dict[int | str, dict[str, Any]] = {
+    400: {
+        "model": Refusal,
+        "description": "not JSON that Python reads (not UTF-8, an integer of over 4300 digits)",
+    },
+    404: {"model": Refusal, "description": "an unknown user_id"},
+    413: {"model": Refusal, "description": f"a body over {MAX_BODY_BYTES} bytes"},
+    422: {"model": Invalid, "description": "invalid fields, or history items not in the catalog"},
+}
 
 
 class Metrics:
@@ -212,7 +262,8 @@ class Batcher:
     4.9 ms alone. Passes of ``offload_at`` histories or more run on one worker thread, whose long
     kernels release the GIL, so the loop goes on reading requests: run on the loop, such passes
     kept it busy all the time and requests still being parsed waited (p99 9.8 s for batches of
-    64 at concurrency 32, p50 1.2 s). Scheduling waits while an offloaded pass runs."""
+    64 at concurrency 32, p50 1.2 s). Scheduling waits while an offloaded pass runs. A pass that
+    fails is scored again request by request, so that only a request that fails gets an error."""
 
     def __init__(
         self, max_batch: int = MAX_BATCH, wait_ms: float = 2.0, offload_at: int = 256
@@ -282,20 +333,27 @@ class Batcher:
             else:
                 settle(done, answer, error)
 
-        for jobs in groups:
+        def score(jobs: list) -> None:
             bundle, _, _, exclude, _ = jobs[0]
             histories = [h for job in jobs for h in job[1]]
             try:
                 found = bundle.recommend(histories, max(job[2] for job in jobs), exclude)
-            except Exception as exc:  # delivered to every waiting request
+            except Exception as exc:
+                if len(jobs) == 1:
+                    deliver(jobs[0][4], None, exc)
+                    return
+                # which request broke the pass is unknown: scored alone, only it gets the error
                 for job in jobs:
-                    deliver(job[4], None, exc)
-                continue
+                    score([job])
+                return
             start = 0
             for job in jobs:
                 answer = found[start : start + len(job[1])]
                 deliver(job[4], answer, None)
                 start += len(job[1])
+
+        for jobs in groups:
+            score(jobs)
 
 
 def settle(done: asyncio.Future, answer: object, error: BaseException | None) -> None:
@@ -349,6 +407,35 @@ async def respond(
         )
         for r, k in answers
     ]
+
+
+def encodable(value: object) -> object:
+    """``value`` with what a JSON answer cannot carry made text: non-finite floats (Python's JSON
+    parser reads NaN, Infinity and 1e400) as "NaN", "Infinity" and "-Infinity", and strings with
+    lone surrogates ("\\ud800" in a body), which UTF-8 cannot encode, backslash-escaped."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return json.dumps(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {encodable(key): encodable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [encodable(item) for item in value]
+    return value
+
+
+async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422, with the echoed input encodable whatever the client sent."""
+    return JSONResponse({"detail": encodable(jsonable_encoder(exc.errors()))}, 422)
+
+
+async def refused(request: Request, exc: StarletteHTTPException) -> Response:
+    """FastAPI's answer to an HTTPException, with the detail (which may quote the client's ids)
+    encodable whatever the client sent."""
+    detail = encodable(exc.detail)
+    return await http_exception_handler(
+        request, StarletteHTTPException(exc.status_code, detail, exc.headers)
+    )
 
 
 def as_json(model: BaseModel) -> Response:
@@ -429,6 +516,26 @@ class LimitBody:
         await response(scope, receive, send)
 
 
+class HeadAsGet:
+    """ASGI middleware: HEAD is answered as GET would be, status and headers (Content-Length
+    included) without the body, as HTTP defines it; FastAPI's GET routes alone answer HEAD 405.
+    A route without GET still answers 405."""
+
+    def __init__(self, app: object) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: object, send: object) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            return await self.app(scope, receive, send)
+
+        async def without_body(message: dict) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        return await self.app({**scope, "method": "GET"}, receive, without_body)
+
+
 def create_app(
     root: Path, poll_seconds: float = 5.0, poll: bool = True, batch_wait_ms: float = 2.0
 ) -> FastAPI:
@@ -447,27 +554,36 @@ def create_app(
         title="recsys_pipeline recommendations",
         description="Next items for a video-game purchase history, from the pipeline's served model.",
         lifespan=lifespan,
+        # Starlette's redirect of /health/ to /health builds its Location from the Host header
+        redirect_slashes=False,
     )
     app.state.server = server
 
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(StarletteHTTPException, refused)
     app.add_middleware(Measure, metrics=server.metrics)
     app.add_middleware(LimitBody, limit=MAX_BODY_BYTES)
+    app.add_middleware(HeadAsGet)
 
-    @app.post("/recommend", response_model=RecommendResponse)
+    @app.post("/recommend", response_model=RecommendResponse, responses=REFUSED_RECOMMENDATIONS)
     async def recommend(request: RecommendRequest) -> Response:
         bundle = server.bundle  # one bundle for the whole request, whatever swaps meanwhile
         (answer,) = await respond(bundle, [request], server.batcher)
         server.metrics.recommendations.inc()
         return as_json(answer)
 
-    @app.post("/recommend/batch", response_model=BatchResponse)
+    @app.post("/recommend/batch", response_model=BatchResponse, responses=REFUSED_RECOMMENDATIONS)
     async def recommend_batch(batch: BatchRequest) -> Response:
         bundle = server.bundle
         answers = await respond(bundle, batch.requests, server.batcher)
         server.metrics.recommendations.inc(len(answers))
         return as_json(BatchResponse(responses=answers))
 
-    @app.get("/items/{item_id}", response_model=ItemInfo)
+    @app.get(
+        "/items/{item_id}",
+        response_model=ItemInfo,
+        responses={404: {"model": Refusal, "description": "not in the catalog"}},
+    )
     def item(item_id: ItemId) -> ItemInfo:
         bundle = server.bundle
         key = bundle.item_key(item_id)

@@ -82,7 +82,9 @@ class Bundle:
     def recommend(
         self, histories: list[list[Id]], k: int, exclude_history: bool
     ) -> list[Recommendation]:
-        """One pass through the model for every non-empty history; empty ones get popularity."""
+        """One pass through the model for every non-empty history; empty ones get popularity.
+        A list is shorter than ``k`` where fewer items can be recommended (a small catalog, or a
+        history excluding nearly all of it)."""
         from recsys_pipeline.ranking.retrieval import recommend
 
         histories = [self.known_items(history) for history in histories]
@@ -98,13 +100,16 @@ class Bundle:
                 k,
                 exclude_history,
                 item_vectors=self.item_vectors,
+                allow_fewer=True,
             )
         out: list[Recommendation | None] = [None] * len(histories)
         for position, row in enumerate(rows):
             used = min(len(histories[row]), self.max_history_length)
+            scores = found.scores[position]
+            kept = int((scores > -np.inf).sum())  # the padding's -inf scores sort last
             out[row] = Recommendation(
-                found.items[position].tolist(),
-                [round(float(s), 6) for s in found.scores[position]],
+                found.items[position][:kept].tolist(),
+                [round(float(s), 6) for s in scores[:kept]],
                 None,
                 used,
                 len(histories[row]) > used,
@@ -163,7 +168,9 @@ def load_bundle(store: ArtifactStore, version: str) -> Bundle:
 def _as_kind(value: Id, strings: bool) -> Id:
     if strings:
         return str(value)
-    if isinstance(value, str) and CANONICAL_INT.fullmatch(value):
+    # an integer catalog's ids are int64s (20 characters at most): a longer string cannot be one,
+    # and int() refuses strings of over 4300 digits
+    if isinstance(value, str) and len(value) <= 20 and CANONICAL_INT.fullmatch(value):
         return int(value)
     return value
 
