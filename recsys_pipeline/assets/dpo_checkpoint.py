@@ -21,10 +21,11 @@ from recsys_pipeline.assets.versions import (
     published,
     reading,
     unchanged,
+    with_code_version,
 )
 from recsys_pipeline.compute import training_step
 from recsys_pipeline.data.artifacts import ArtifactError
-from recsys_pipeline.resources import RecsysStorage
+from recsys_pipeline.resources.storage import RecsysStorage
 from recsys_pipeline.settings import Settings
 from recsys_pipeline.training.settings import DPOSettings
 
@@ -45,7 +46,6 @@ def definitions(settings: Settings) -> dg.Definitions:
         group_name="preference",
         kinds={"pytorch", "huggingface"},
         deps=["sft_checkpoint", "dpo_pairs", "sequences", "tokenizer"],
-        code_version="1",
         **training_step(settings),
     )
     def dpo_checkpoint(
@@ -65,7 +65,9 @@ def definitions(settings: Settings) -> dg.Definitions:
                 return same
             return train_dpo_checkpoint(context, dpo, config, storage, inputs, version)
 
-    return dg.Definitions(assets=[dpo_checkpoint], asset_checks=[dpo_improves_on_sft])
+    return dg.Definitions(
+        assets=with_code_version(__name__, dpo_checkpoint), asset_checks=[dpo_improves_on_sft]
+    )
 
 
 def train_dpo_checkpoint(

@@ -7,9 +7,9 @@ import numpy as np
 from recsys_pipeline.assets.config import config_from_settings
 from recsys_pipeline.assets.failures import failing_clearly, load_model
 from recsys_pipeline.assets.metadata import markdown_table
-from recsys_pipeline.assets.versions import data_version, published, reading
+from recsys_pipeline.assets.versions import data_version, published, reading, with_code_version
 from recsys_pipeline.automation import FOLLOW_SFT
-from recsys_pipeline.resources import RecsysStorage
+from recsys_pipeline.resources.storage import RecsysStorage
 from recsys_pipeline.settings import Settings
 from recsys_pipeline.training.negatives import EASY, HARD, RANDOM, MiningSettings
 
@@ -24,7 +24,6 @@ DPOPairsConfig = config_from_settings(
     group_name="preference",
     kinds={"parquet", "faiss"},
     deps=["sft_checkpoint", "sequences", "tokenizer"],
-    code_version="1",
     automation_condition=FOLLOW_SFT,
 )
 def dpo_pairs(
@@ -97,4 +96,6 @@ def pairs_are_valid(
 
 
 def definitions(_settings: Settings) -> dg.Definitions:
-    return dg.Definitions(assets=[dpo_pairs], asset_checks=[pairs_are_valid])
+    return dg.Definitions(
+        assets=with_code_version(__name__, dpo_pairs), asset_checks=[pairs_are_valid]
+    )

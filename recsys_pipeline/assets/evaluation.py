@@ -6,10 +6,10 @@ from pydantic import Field
 
 from recsys_pipeline.assets.failures import load_model
 from recsys_pipeline.assets.metadata import table
-from recsys_pipeline.assets.versions import data_version, published, reading
+from recsys_pipeline.assets.versions import data_version, published, reading, with_code_version
 from recsys_pipeline.automation import FOLLOW_SERVED_MODEL
 from recsys_pipeline.ranking.metrics import TOP_K
-from recsys_pipeline.resources import RecsysStorage
+from recsys_pipeline.resources.storage import RecsysStorage
 from recsys_pipeline.settings import Settings
 
 MODEL_CHECKPOINTS = {"sft": "sft_checkpoint", "dpo": "dpo_checkpoint"}
@@ -23,7 +23,6 @@ class EvaluationConfig(dg.Config):
     group_name="evaluation",
     kinds={"json"},
     deps=["sequences", "tokenizer", "sft_checkpoint", "dpo_checkpoint"],
-    code_version="1",
     automation_condition=FOLLOW_SERVED_MODEL,
 )
 def evaluation(
@@ -83,4 +82,4 @@ def evaluation(
 
 
 def definitions(_settings: Settings) -> dg.Definitions:
-    return dg.Definitions(assets=[evaluation])
+    return dg.Definitions(assets=with_code_version(__name__, evaluation))

@@ -6,10 +6,10 @@ import numpy as np
 from recsys_pipeline.assets.config import config_from_settings
 from recsys_pipeline.assets.dpo_checkpoint import served_model
 from recsys_pipeline.assets.failures import load_model
-from recsys_pipeline.assets.versions import data_version, published, reading
+from recsys_pipeline.assets.versions import data_version, published, reading, with_code_version
 from recsys_pipeline.automation import FOLLOW_SERVED_MODEL
 from recsys_pipeline.ranking.retrieval import IndexSettings
-from recsys_pipeline.resources import RecsysStorage
+from recsys_pipeline.resources.storage import RecsysStorage
 from recsys_pipeline.settings import Settings
 
 FaissIndexConfig = config_from_settings(
@@ -22,7 +22,6 @@ FaissIndexConfig = config_from_settings(
     kinds={"faiss"},
     # the served model is the DPO one or the SFT one it was compared with
     deps=["dpo_checkpoint", "sft_checkpoint", "tokenizer", "sequences"],
-    code_version="1",
     automation_condition=FOLLOW_SERVED_MODEL,
 )
 def faiss_index(
@@ -65,4 +64,4 @@ def faiss_index(
 
 
 def definitions(_settings: Settings) -> dg.Definitions:
-    return dg.Definitions(assets=[faiss_index])
+    return dg.Definitions(assets=with_code_version(__name__, faiss_index))

@@ -5,10 +5,16 @@ import numpy as np
 
 from recsys_pipeline.assets.config import config_from_settings
 from recsys_pipeline.assets.metadata import image
-from recsys_pipeline.assets.versions import data_version, published, reading, unchanged
+from recsys_pipeline.assets.versions import (
+    data_version,
+    published,
+    reading,
+    unchanged,
+    with_code_version,
+)
 from recsys_pipeline.compute import training_step
 from recsys_pipeline.enrichment.text_vectors import EmbeddingSettings
-from recsys_pipeline.resources import RecsysStorage
+from recsys_pipeline.resources.storage import RecsysStorage
 from recsys_pipeline.settings import Settings
 
 PLOTTED = 3000
@@ -25,7 +31,6 @@ def definitions(settings: Settings) -> dg.Definitions:
         group_name="model",
         kinds={"numpy", "parquet"},
         deps=["tokenizer", "sequences", "item_profiles"],
-        code_version="1",
         **training_step(settings),
     )
     def item_embeddings(
@@ -35,7 +40,7 @@ def definitions(settings: Settings) -> dg.Definitions:
         their co-occurring neighbours (training parts only); PCA to the model's hidden size."""
         return embed_items(context, config.settings(), storage)
 
-    return dg.Definitions(assets=[item_embeddings])
+    return dg.Definitions(assets=with_code_version(__name__, item_embeddings))
 
 
 def embed_items(

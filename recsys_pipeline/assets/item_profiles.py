@@ -3,9 +3,9 @@
 import dagster as dg
 
 from recsys_pipeline.assets.metadata import markdown_table
-from recsys_pipeline.assets.versions import data_version, published, reading
+from recsys_pipeline.assets.versions import data_version, published, reading, with_code_version
 from recsys_pipeline.automation import ON_UPSTREAM_CHANGE
-from recsys_pipeline.resources import RecsysStorage
+from recsys_pipeline.resources.storage import RecsysStorage
 from recsys_pipeline.settings import Settings
 
 SHOWN = 8
@@ -15,7 +15,6 @@ SHOWN = 8
     group_name="enrichment",
     kinds={"parquet"},
     deps=["steam_enrichment", "wiki_enrichment", "tokenizer"],
-    code_version="1",
     automation_condition=ON_UPSTREAM_CHANGE,
 )
 def item_profiles(
@@ -56,4 +55,4 @@ def item_profiles(
 
 
 def definitions(_settings: Settings) -> dg.Definitions:
-    return dg.Definitions(assets=[item_profiles])
+    return dg.Definitions(assets=with_code_version(__name__, item_profiles))

@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import BaseModel
 
-from recsys_pipeline.resources import RecsysStorage
+from recsys_pipeline.resources.storage import RecsysStorage
 
 
 def run_training(

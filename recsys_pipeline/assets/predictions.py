@@ -10,11 +10,11 @@ from pydantic import Field
 from recsys_pipeline.assets.dpo_checkpoint import served_model
 from recsys_pipeline.assets.failures import load_model
 from recsys_pipeline.assets.metadata import markdown_table
-from recsys_pipeline.assets.versions import data_version, published, reading
+from recsys_pipeline.assets.versions import data_version, published, reading, with_code_version
 from recsys_pipeline.automation import FOLLOW_INDEX
 from recsys_pipeline.data.histories import as_ids
 from recsys_pipeline.ranking.metrics import TOP_K
-from recsys_pipeline.resources import RecsysStorage
+from recsys_pipeline.resources.storage import RecsysStorage
 from recsys_pipeline.settings import Settings
 
 PREDICTIONS_FILE = "predictions.csv"
@@ -30,7 +30,6 @@ def definitions(settings: Settings) -> dg.Definitions:
         group_name="serving",
         kinds={"csv"},
         deps=["faiss_index", "dpo_checkpoint", "sft_checkpoint", "sequences", "tokenizer"],
-        code_version="1",
         automation_condition=FOLLOW_INDEX,
         # the daemon marks predictions as failing freshness when they are older than this
         freshness_policy=dg.FreshnessPolicy.time_window(
@@ -44,7 +43,9 @@ def definitions(settings: Settings) -> dg.Definitions:
         history, searched in faiss_index."""
         return predict(context, config, storage)
 
-    return dg.Definitions(assets=[predictions], asset_checks=[predictions_cover_users])
+    return dg.Definitions(
+        assets=with_code_version(__name__, predictions), asset_checks=[predictions_cover_users]
+    )
 
 
 def predict(

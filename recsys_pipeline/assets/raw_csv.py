@@ -10,13 +10,14 @@ from pydantic import Field
 from recsys_pipeline.assets.failures import failing_clearly
 from recsys_pipeline.assets.metadata import image, markdown_table, schema
 from recsys_pipeline.assets.plots import histogram_png
-from recsys_pipeline.assets.versions import published
+from recsys_pipeline.assets.versions import published, with_code_version
 from recsys_pipeline.automation import OBSERVE, ON_UPSTREAM_CHANGE
 from recsys_pipeline.data.download import sha256_of
 from recsys_pipeline.data.histories import is_string_ids
 from recsys_pipeline.data.input_formats import InputFileError, parse_input, write_parsed
 from recsys_pipeline.data.input_location import InputUnavailableError
-from recsys_pipeline.resources import InputSource, RecsysStorage
+from recsys_pipeline.resources.files import InputSource
+from recsys_pipeline.resources.storage import RecsysStorage
 from recsys_pipeline.settings import Settings
 
 QUARANTINE_SHOWN = 20
@@ -50,7 +51,6 @@ def input_file(input_source: InputSource, storage: RecsysStorage) -> dg.ObserveR
     group_name="data",
     kinds={"csv", "parquet"},
     deps=[input_file],
-    code_version="1",
     automation_condition=ON_UPSTREAM_CHANGE,
 )
 def raw_csv(
@@ -131,4 +131,4 @@ def id_type(ids: object) -> str:
 
 
 def definitions(_settings: Settings) -> dg.Definitions:
-    return dg.Definitions(assets=[input_file, raw_csv])
+    return dg.Definitions(assets=[input_file, *with_code_version(__name__, raw_csv)])

@@ -4,11 +4,11 @@ import dagster as dg
 import numpy as np
 
 from recsys_pipeline.assets.metadata import schema
-from recsys_pipeline.assets.versions import data_version, published, reading
+from recsys_pipeline.assets.versions import data_version, published, reading, with_code_version
 from recsys_pipeline.automation import ON_UPSTREAM_CHANGE
 from recsys_pipeline.data.input_formats import read_histories
 from recsys_pipeline.data.split import MIN_SPLIT_LENGTH, Split, read_split, write_split
-from recsys_pipeline.resources import RecsysStorage
+from recsys_pipeline.resources.storage import RecsysStorage
 from recsys_pipeline.settings import Settings
 
 
@@ -16,7 +16,6 @@ from recsys_pipeline.settings import Settings
     group_name="data",
     kinds={"parquet"},
     deps=["raw_csv"],
-    code_version="1",
     automation_condition=ON_UPSTREAM_CHANGE,
 )
 def sequences(context: dg.AssetExecutionContext, storage: RecsysStorage) -> dg.MaterializeResult:
@@ -92,5 +91,6 @@ def split_counts_add_up(
 
 def definitions(_settings: Settings) -> dg.Definitions:
     return dg.Definitions(
-        assets=[sequences], asset_checks=[targets_not_in_training_part, split_counts_add_up]
+        assets=with_code_version(__name__, sequences),
+        asset_checks=[targets_not_in_training_part, split_counts_add_up],
     )

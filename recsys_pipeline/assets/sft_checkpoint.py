@@ -9,9 +9,16 @@ from recsys_pipeline.assets.config import config_from_settings
 from recsys_pipeline.assets.failures import failing_clearly
 from recsys_pipeline.assets.launch import train_into, work_dir_for
 from recsys_pipeline.assets.metadata import image, table
-from recsys_pipeline.assets.versions import Inputs, data_version, published, reading, unchanged
+from recsys_pipeline.assets.versions import (
+    Inputs,
+    data_version,
+    published,
+    reading,
+    unchanged,
+    with_code_version,
+)
 from recsys_pipeline.compute import training_step
-from recsys_pipeline.resources import RecsysStorage
+from recsys_pipeline.resources.storage import RecsysStorage
 from recsys_pipeline.settings import Settings
 from recsys_pipeline.training.settings import SFTSettings
 
@@ -41,7 +48,6 @@ def definitions(settings: Settings) -> dg.Definitions:
         group_name="model",
         kinds={"pytorch", "huggingface"},
         deps=["sequences", "tokenizer", "item_embeddings"],
-        code_version="1",
         **training_step(settings),
     )
     def sft_checkpoint(
@@ -54,7 +60,7 @@ def definitions(settings: Settings) -> dg.Definitions:
             sft = config.settings()
         return train_sft_checkpoint(context, sft, config.num_processes, storage)
 
-    return dg.Definitions(assets=[sft_checkpoint])
+    return dg.Definitions(assets=with_code_version(__name__, sft_checkpoint))
 
 
 def train_sft_checkpoint(

@@ -9,11 +9,18 @@ import numpy as np
 from recsys_pipeline.assets.config import config_from_settings
 from recsys_pipeline.assets.failures import failing_clearly
 from recsys_pipeline.assets.metadata import markdown_table
-from recsys_pipeline.assets.versions import data_version, published, reading, unchanged
+from recsys_pipeline.assets.versions import (
+    data_version,
+    published,
+    reading,
+    unchanged,
+    with_code_version,
+)
 from recsys_pipeline.automation import OBSERVE, ON_UPSTREAM_CHANGE
 from recsys_pipeline.data.download import sha256_of
 from recsys_pipeline.enrichment.steam import SteamMatchSettings
-from recsys_pipeline.resources import RecsysStorage, SteamSource
+from recsys_pipeline.resources.files import SteamSource
+from recsys_pipeline.resources.storage import RecsysStorage
 from recsys_pipeline.settings import Settings
 
 SHOWN = 8
@@ -46,7 +53,6 @@ def definitions(settings: Settings) -> dg.Definitions:
         group_name="enrichment",
         kinds={"parquet", "faiss"},
         deps=["tokenizer", steam_file],
-        code_version="1",
         automation_condition=ON_UPSTREAM_CHANGE,
     )
     def steam_enrichment(
@@ -58,7 +64,7 @@ def definitions(settings: Settings) -> dg.Definitions:
         """Each item's Steam store game: exact normalised title, else nearest title embedding."""
         return match_catalog(context, config.settings(), storage, steam_source)
 
-    return dg.Definitions(assets=[steam_file, steam_enrichment])
+    return dg.Definitions(assets=[steam_file, *with_code_version(__name__, steam_enrichment)])
 
 
 def match_catalog(

@@ -5,12 +5,12 @@ import hashlib
 import dagster as dg
 import numpy as np
 
-from recsys_pipeline.assets.versions import content_version, published, reading
+from recsys_pipeline.assets.versions import content_version, published, reading, with_code_version
 from recsys_pipeline.automation import ON_UPSTREAM_CHANGE
 from recsys_pipeline.data.input_formats import read_catalog
 from recsys_pipeline.data.split import read_split
 from recsys_pipeline.data.vocab import ItemVocab, load_vocab, save_vocab
-from recsys_pipeline.resources import RecsysStorage
+from recsys_pipeline.resources.storage import RecsysStorage
 from recsys_pipeline.settings import Settings
 
 
@@ -20,7 +20,6 @@ from recsys_pipeline.settings import Settings
     group_name="data",
     kinds={"huggingface"},
     deps=["raw_csv", "sequences"],
-    code_version="1",
     automation_condition=ON_UPSTREAM_CHANGE,
 )
 def tokenizer(context: dg.AssetExecutionContext, storage: RecsysStorage) -> dg.MaterializeResult:
@@ -69,4 +68,6 @@ def tokenizer_covers_sequences(
 
 
 def definitions(_settings: Settings) -> dg.Definitions:
-    return dg.Definitions(assets=[tokenizer], asset_checks=[tokenizer_covers_sequences])
+    return dg.Definitions(
+        assets=with_code_version(__name__, tokenizer), asset_checks=[tokenizer_covers_sequences]
+    )

@@ -5,9 +5,12 @@ materialization recorded when the step began, and pins it (``ArtifactStore.pinne
 step's end, so a republish of that upstream cannot pull the folder away mid-step. Every
 materialization records the version folder it published (``dagster/uri``, ``artifact_version``)
 and its data version: a hash of the asset's code version, its inputs' data versions and its
-effective settings (``raw_csv`` reports the sha256 of its input bytes instead). The same inputs,
-code and settings give the same data version, so nothing downstream turns stale, and an expensive
-step asked to rebuild what it already built reuses its artifact (:func:`unchanged`).
+effective settings (``raw_csv`` reports the sha256 of its input bytes instead). The code version
+is a hash of the package code the asset's module runs and of the versions of the libraries it
+imports (``code_versions``), set when the definitions are built (:func:`with_code_version`). The
+same inputs, code and settings give the same data version, so nothing downstream turns stale, and
+an expensive step asked to rebuild what it already built reuses its artifact (:func:`unchanged`);
+new code is a new version, so a model trained by older code is not reused.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from recsys_pipeline.assets.code_versions import code_version_of
 from recsys_pipeline.assets.failures import failing_clearly
 from recsys_pipeline.data.artifacts import ArtifactError, ArtifactStore
-from recsys_pipeline.resources import RecsysStorage
+from recsys_pipeline.resources.storage import RecsysStorage
 
 VERSION_ENTRY = "artifact_version"  # metadata: the version folder's name
 DATA_VERSION_TAG = "dagster/data_version"
@@ -88,6 +92,15 @@ def reading(context: Context, storage: RecsysStorage, *keys: str) -> Iterator[In
                     data_versions[key] = record.data_version or UNRECORDED
                 paths[key] = stack.enter_context(store.pinned(key, name))
         yield Inputs(paths, data_versions)
+
+
+def with_code_version(module: str, *assets: dg.AssetsDefinition) -> list[dg.AssetsDefinition]:
+    """``assets``, declared in ``module``, with its code version. It is computed here, when the
+    definitions are built, whether a module declares its assets at import or in
+    ``definitions()``, so definitions built again after the code changed carry the new versions
+    throughout."""
+    version = code_version_of(module)
+    return [a.map_asset_specs(lambda s: s.replace_attributes(code_version=version)) for a in assets]
 
 
 def code_version(context: dg.AssetExecutionContext) -> str:

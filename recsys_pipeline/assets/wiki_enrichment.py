@@ -5,9 +5,10 @@ from collections import Counter
 
 import dagster as dg
 
-from recsys_pipeline.assets.versions import data_version, published, reading
+from recsys_pipeline.assets.versions import data_version, published, reading, with_code_version
 from recsys_pipeline.automation import ON_UPSTREAM_CHANGE
-from recsys_pipeline.resources import LLMService, RecsysStorage, WikipediaAPI
+from recsys_pipeline.resources.services import LLMService, WikipediaAPI
+from recsys_pipeline.resources.storage import RecsysStorage
 from recsys_pipeline.settings import Settings
 
 
@@ -15,7 +16,6 @@ from recsys_pipeline.settings import Settings
     group_name="enrichment",
     kinds={"parquet"},
     deps=["tokenizer"],
-    code_version="1",
     automation_condition=ON_UPSTREAM_CHANGE,
 )
 def wiki_summaries(
@@ -63,7 +63,6 @@ def wiki_summaries(
     group_name="enrichment",
     kinds={"parquet", "openai"},
     deps=["wiki_summaries", "steam_enrichment", "tokenizer"],
-    code_version="1",
     automation_condition=ON_UPSTREAM_CHANGE,
 )
 def wiki_enrichment(
@@ -110,4 +109,4 @@ def wiki_enrichment(
 
 
 def definitions(_settings: Settings) -> dg.Definitions:
-    return dg.Definitions(assets=[wiki_summaries, wiki_enrichment])
+    return dg.Definitions(assets=with_code_version(__name__, wiki_summaries, wiki_enrichment))
