@@ -30,6 +30,20 @@ from recsys_pipeline.enrichment.text_vectors import (  # noqa: E402
 from recsys_pipeline.training.settings import SFTSettings  # noqa: E402
 
 
+def machine() -> str:
+    """The CPU a row's minutes were measured on: the machines here differ twofold in speed, and
+    "AMD EPYC" alone names both a Zen 3 and a Zen 5 (the family tells them apart)."""
+    first_cpu = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
+    info = dict(
+        (key.strip(), value.strip())
+        for key, _, value in (line.partition(":") for line in first_cpu.splitlines())
+    )
+    return (
+        f"{info.get('model name', 'unknown CPU')} (family {info.get('cpu family', '?')}, "
+        f"model {info.get('model', '?')}), {os.cpu_count()} cores"
+    )
+
+
 def real_data() -> tuple[Split, ItemVocab, list[str]]:
     if not SHARED_CSV.is_file():
         sys.exit(f"needs the real data at {SHARED_CSV}")

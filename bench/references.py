@@ -47,6 +47,7 @@ from _common import (
     ensure_venv,
     is_tie,
     item_vectors,
+    machine,
     pipeline_dpo_settings,
     real_data,
     spread,
@@ -244,20 +245,6 @@ def runner(name: str):
     if name in RUNNERS:
         return RUNNERS[name]
     return run_ours(variant_changes(name), dpo=name.split("+")[0] == "ours")
-
-
-def machine() -> str:
-    """The CPU a row's minutes were measured on: the machines here differ twofold in speed, and
-    "AMD EPYC" alone names both a Zen 3 and a Zen 5 (the family tells them apart)."""
-    first_cpu = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
-    info = dict(
-        (key.strip(), value.strip())
-        for key, _, value in (line.partition(":") for line in first_cpu.splitlines())
-    )
-    return (
-        f"{info.get('model name', 'unknown CPU')} (family {info.get('cpu family', '?')}, "
-        f"model {info.get('model', '?')}), {os.cpu_count()} cores"
-    )
 
 
 def cached(name: str, seed: int) -> Path:
