@@ -198,3 +198,41 @@ def test_one_very_long_id_does_not_make_every_event_cost_its_length(tmp_path):
     # fixed-width unicode made every one of the 50,001 events cost 40 kB: 2 GB
     assert peak < 40e6, f"peak {peak / 1e6:.0f} MB"
     assert parsed.histories.items.tolist().count("x" * 10_000) == 1
+
+
+def test_blank_lines_are_no_rows_wherever_they_are(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("\n\nuser_id,item_id,timestamp\nu1,A,1\n\nu1,B,2\n\n\n")
+    parsed = parse_input(path)
+    assert by_user(parsed.histories) == {"u1": ["A", "B"]}
+    assert parsed.quarantined == [] and parsed.rows_read == 2
+    empty = tmp_path / "empty.csv"
+    empty.write_text("user_id,item_id,timestamp\n\n\n")
+    with pytest.raises(InputFileError, match="no data rows"):
+        parse_input(empty)
+    cells = tmp_path / "cells.csv"  # a row of empty cells is a row, and a bad one
+    cells.write_text(LOG_TEXT + ",,,\n")
+    (row,) = parse_input(cells).quarantined
+    assert (row.line, row.field, row.reason) == (102, "user_id", "an empty id")
+    course = write_rows(tmp_path / "course.csv", tiny_rows())
+    course.write_text(course.read_text() + "\n,,\n")  # a blank line, then empty cells
+    (row,) = parse_input(course).quarantined
+    assert (row.line, row.field) == (len(tiny_rows()) + 3, "user_id")
+
+
+def test_parquet_timestamps_of_a_time_type_keep_their_order(tmp_path):
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    when = pd.to_datetime(["2014-01-02 00:30", "2014-01-01 23:30", "2014-01-01 23:45"])
+    table = pa.table(
+        {
+            "user_id": ["a", "a", "a"],
+            "item_id": [1, 2, 3],
+            "timestamp": pa.array(when.tz_localize("Europe/Berlin")),  # 23:30 UTC is first
+        }
+    )
+    pq.write_table(table, tmp_path / "log.parquet")
+    parsed = parse_input(tmp_path / "log.parquet")
+    assert by_user(parsed.histories) == {"a": [2, 3, 1]} and parsed.quarantined == []

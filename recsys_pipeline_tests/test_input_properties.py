@@ -96,7 +96,7 @@ def reference_log(text: str) -> tuple[dict, set[int]]:
     header = next(reader)
     events, bad, line = [], set(), reader.line_num + 1
     for row in reader:
-        if any(cell.strip() for cell in row):
+        if row:  # a blank line is no row
             if len(row) != len(header):
                 bad.add(line)
             else:

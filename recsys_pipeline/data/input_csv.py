@@ -158,8 +158,8 @@ def parse_sequences_csv(path: Path) -> ParsedSequences:
     rows_read = 0
 
     for line, row in rows:
-        if not any(cell.strip() for cell in row):
-            continue  # blank line, e.g. a trailing newline
+        if not row:
+            continue  # a blank line, e.g. a trailing newline: ",," is a row (of empty cells)
         rows_read += 1
         raw_user = row[col[USER_COLUMN]][:40] if len(row) > col[USER_COLUMN] else ""
         try:

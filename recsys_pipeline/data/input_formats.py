@@ -180,7 +180,7 @@ def add_item_titles(parsed: ParsedSequences, path: Path, max_quarantine_fraction
         column, title_column = header.index("item_id"), header.index("title")
         line = reader.line_num + 1
         for row in reader:
-            if any(cell.strip() for cell in row):
+            if row:  # a blank line is no row; ",," is a bad one
                 rows += 1
                 item = row[column].strip() if len(row) > column else ""
                 reason = _items_row_problem(row, len(header), item, strings)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import functools
 import hashlib
 import html
 from array import array
@@ -98,7 +99,7 @@ def _arrow_batches(
             ),
         )
         start = 2
-        for batch in reader:  # (an ArrowInvalid, e.g. a header not on line 1, is irregular too)
+        for batch in reader:  # (an ArrowException, e.g. a header not on line 1, is irregular too)
             if irregular:
                 raise _Irregular(f"a row of another field count: {irregular[0][:60]!r}")
             try:  # binary -> string validates UTF-8
@@ -107,6 +108,11 @@ def _arrow_batches(
                 raise _Irregular(str(exc)) from None
             if any(pc.any(pc.match_substring_regex(c, "[\r\n]")).as_py() for c in strings):
                 raise _Irregular("a quoted line break")
+            # a blank line parses as a row of empty cells: only the exact reader tells it (not a
+            # row) from ",,," (a row of empty ids)
+            blank = functools.reduce(pc.and_, [pc.equal(c, "") for c in strings])
+            if pc.any(blank).as_py():
+                raise _Irregular("a blank line or a row of empty cells")
             frame = pa.table(strings, names=columns).to_pandas()
             yield Batch(frame, np.arange(start, start + len(frame)), rows=len(frame))
             start += len(frame)
@@ -124,22 +130,22 @@ def _exact_batches(
         rows, lines, ragged, count = [], [], [], 0
         line = 1
         for row in reader:
-            if any(cell.strip() for cell in row):
-                if header is None:
+            if header is None:
+                if any(cell.strip() for cell in row):  # the first line with a name, as header_of
                     header = [cell.strip() for cell in row]
                     wanted = [header.index(name) for name in columns]
+            elif row:  # a blank line is no row; ",,," is one, of empty ids
+                count += 1
+                reason = _row_problem(row, len(header))
+                if reason is not None:
+                    user = row[wanted[0]][:40] if len(row) > wanted[0] else ""
+                    ragged.append(QuarantinedRow(path.name, line, "(row)", reason, user))
                 else:
-                    count += 1
-                    reason = _row_problem(row, len(header))
-                    if reason is not None:
-                        user = row[wanted[0]][:40] if len(row) > wanted[0] else ""
-                        ragged.append(QuarantinedRow(path.name, line, "(row)", reason, user))
-                    else:
-                        rows.append([row[i] for i in wanted])
-                        lines.append(line)
-                    if count % BATCH_ROWS == 0:
-                        yield _exact_batch(rows, lines, ragged, count, columns)
-                        rows, lines, ragged, count = [], [], [], 0
+                    rows.append([row[i] for i in wanted])
+                    lines.append(line)
+                if count % BATCH_ROWS == 0:
+                    yield _exact_batch(rows, lines, ragged, count, columns)
+                    rows, lines, ragged, count = [], [], [], 0
             line = reader.line_num + 1
         yield _exact_batch(rows, lines, ragged, count, columns)
 
@@ -268,7 +274,7 @@ def parse_interaction_log(path: Path) -> ParsedSequences:
         digest = hashlib.sha256()
         try:
             return _parse(path, layout, _arrow_batches(path, layout, columns, digest), digest)
-        except (_Irregular, pa.ArrowInvalid):
+        except (_Irregular, pa.ArrowException):
             pass  # read again below, exactly, with a fresh digest
     digest = hashlib.sha256()
     return _parse(path, layout, _exact_batches(path, layout, columns, digest), digest)
