@@ -184,6 +184,26 @@ def post_raw(client, body: bytes, url: str = "/recommend") -> httpx.Response:
 
 
 @pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"history": [true]}', "history"),  # lax pydantic took it for item 1
+        (b'{"history": [1.0]}', "history"),
+        (b'{"user_id": false}', "user_id"),
+        (b'{"history": [1], "k": true}', "k"),
+        (b'{"history": [1], "k": 5.0}', "k"),
+        (b'{"history": [1], "exclude_history": "yes"}', "exclude_history"),
+        (b'{"history": [1], "exclude_history": 0}', "exclude_history"),
+        (b'{"requests": [{"history": [true]}]}', "requests"),
+    ],
+)
+def test_values_of_another_json_type_are_refused_not_coerced(client, body, field):
+    url = "/recommend/batch" if b"requests" in body else "/recommend"
+    response = post_raw(client, body, url)
+    assert response.status_code == 422, response.text
+    assert all(error["loc"][1] == field for error in response.json()["detail"])
+
+
+@pytest.mark.parametrize(
     ("body", "loc", "echoed"),
     [
         (b'{"history": [NaN]}', ["body", "history", 0, "int"], "NaN"),

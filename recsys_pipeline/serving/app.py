@@ -60,7 +60,9 @@ ItemId = int | str  # the catalog's own ids: integers or strings (ASINs, SKUs)
 
 
 class RecommendRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: JSON true is no item id, user id or k, 5.0 no k and "yes" no boolean (pydantic's
+    # lax mode took true as item 1); an id given as text is matched to the catalog's kind later
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     history: list[ItemId] | None = Field(
         None, description="item ids, oldest first; the most recent ones the model reads are used"
@@ -77,7 +79,7 @@ class RecommendRequest(BaseModel):
 
 
 class BatchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     requests: Annotated[list[RecommendRequest], Field(min_length=1, max_length=MAX_BATCH)]
 
