@@ -3,7 +3,10 @@ from __future__ import annotations
 import csv
 import os
 import random
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -19,6 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 SHARED_SEQUENCES = SHARED_DATA / "amazon-games" / "sequences.csv"
 HEADER = ["user_id", "history_item_id", "history_item_title"]
+T = TypeVar("T")
 
 # Tests never touch the network or a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -31,6 +35,17 @@ def write_rows(path: Path, rows: list[list[object]], header: list[str] = HEADER)
         writer.writerow(header)
         writer.writerows(rows)
     return path
+
+
+def peak_memory(call: Callable[[], T]) -> tuple[T, int]:
+    """(what ``call()`` returns, the peak bytes Python and numpy allocated while it ran)."""
+    tracemalloc.start()
+    try:
+        result = call()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return result, peak
 
 
 def title_of(item: int) -> str:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ from recsys_pipeline.data.input_formats import (
     read_histories,
     write_parsed,
 )
-from recsys_pipeline_tests.conftest import HEADER, tiny_rows, write_rows
+from recsys_pipeline_tests.conftest import HEADER, peak_memory, tiny_rows, write_rows
 
 GOOD = tiny_rows(n_users=40)
 
@@ -236,12 +235,7 @@ def test_a_large_file_streams(tmp_path):
     write_rows(path, rows)
     size = path.stat().st_size
     assert size > 60e6
-    tracemalloc.start()
-    try:
-        parsed = parse_sequences_csv(path)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    parsed, peak = peak_memory(lambda: parse_sequences_csv(path))
     assert len(parsed.histories) == 20_000
     assert peak < size / 10, f"peak {peak / 1e6:.1f} MB for a {size / 1e6:.0f} MB file"
 

@@ -8,14 +8,13 @@ import bz2
 import gzip
 import hashlib
 import lzma
-import tracemalloc
 import zipfile
 
 import pytest
 
 from recsys_pipeline.data.input_formats import InputFileError, parse_input
 from recsys_pipeline.data.interaction_log import parse_interaction_log
-from recsys_pipeline_tests.conftest import tiny_rows, write_rows
+from recsys_pipeline_tests.conftest import peak_memory, tiny_rows, write_rows
 from recsys_pipeline_tests.test_interaction_log import LOG, as_log, by_user, write_log
 
 LOG_TEXT = "user_id,item_id,timestamp,title\n" + "".join(
@@ -188,12 +187,7 @@ def test_one_very_long_id_does_not_make_every_event_cost_its_length(tmp_path):
     rows = [[f"U{e % 5000}", f"B{e % 3000:09d}", 1_300_000_000 + e, ""] for e in range(events)]
     rows.append(["U1", "x" * 10_000, 1_400_000_000, ""])  # one 10 kB id
     path = write_log(tmp_path / "log.csv", rows, header=LOG)
-    tracemalloc.start()
-    try:
-        parsed = parse_interaction_log(path)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    parsed, peak = peak_memory(lambda: parse_interaction_log(path))
     assert parsed.counts["events"] == events + 1
     # fixed-width unicode made every one of the 50,001 events cost 40 kB: 2 GB
     assert peak < 40e6, f"peak {peak / 1e6:.0f} MB"
