@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export HF_HUB_OFFLINE ?= 1
+# exact versions of every dependency (make lock writes it from pyproject.toml's ranges)
+LOCK := requirements/cpu-lock.txt
+TORCH := requirements/torch-cpu.txt
 
 # Without an explicit input, use the shared real data when it sits beside the repo (and the data
 # dir has no CSV of its own); otherwise raw_csv downloads the public Amazon dump.
@@ -17,16 +20,15 @@ ifeq ($(RECSYS_STEAM_CSV)$(wildcard $(DATA_DIR)/raw/steam.csv),)
 export RECSYS_STEAM_CSV := $(SHARED_STEAM)
 endif
 
-.PHONY: setup run test test-fast ui serve bench lint clean
+.PHONY: setup lock run test test-fast ui serve bench lint clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(LOCK) $(TORCH)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# torch first: 2.13.0 is a CPU wheel on disk here; anything else pulls a multi-GB CUDA build
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
-	# dagster-k8s 0.29.27 pins dagster 1.13.27; with --no-deps it runs on 1.13.28 (see pyproject)
-	$(BIN)/pip install --quiet --no-deps dagster-k8s==0.29.27
+	$(BIN)/pip install --quiet -r $(TORCH)
+	# the project and its extras at exactly the lock file's versions
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[cpu,dev]'
+	$(BIN)/pip check
 	touch $@
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
@@ -38,7 +40,15 @@ setup: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 run: setup
 	RECSYS_PROFILE=cpu $(BIN)/dagster asset materialize -m recsys_pipeline.definitions --select '*'
 
+# After a change of pyproject.toml's ranges: every pin the ranges still allow is kept
+# (UPGRADE=1: the newest releases they allow instead). torch stays the CPU wheel installed first.
+lock: setup
+	$(BIN)/pip-compile --quiet --extra cpu --extra dev --strip-extras --no-emit-index-url \
+		--no-emit-find-links --constraint $(TORCH) $(if $(UPGRADE),--upgrade) \
+		--output-file $(LOCK) pyproject.toml
+
 lint: setup
+	$(BIN)/pip check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
