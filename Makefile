@@ -26,8 +26,9 @@ $(VENV)/.installed: pyproject.toml $(LOCK) $(TORCH)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r $(TORCH)
-	# the project and its extras at exactly the lock file's versions
-	$(BIN)/pip install --quiet -c $(LOCK) -e '.[cpu,dev]'
+	# the project and its extras at exactly the lock file's versions (k8s: the tests build the
+	# Kubernetes executor's pod specs)
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[cpu,k8s,dev]'
 	$(BIN)/pip check
 	touch $@
 
@@ -43,7 +44,7 @@ run: setup
 # After a change of pyproject.toml's ranges: every pin the ranges still allow is kept
 # (UPGRADE=1: the newest releases they allow instead). torch stays the CPU wheel installed first.
 lock: setup
-	$(BIN)/pip-compile --quiet --extra cpu --extra dev --strip-extras --no-emit-index-url \
+	$(BIN)/pip-compile --quiet --extra cpu --extra k8s --extra dev --strip-extras --no-emit-index-url \
 		--no-emit-find-links --constraint $(TORCH) $(if $(UPGRADE),--upgrade) \
 		--output-file $(LOCK) pyproject.toml
 

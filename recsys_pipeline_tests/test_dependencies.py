@@ -58,6 +58,12 @@ def test_the_lock_holds_a_version_every_range_allows():
         )
 
 
+def test_the_lock_names_no_local_path():
+    """A lock entry "pkg @ file:///..." (a self-referencing extra makes pip-compile write one)
+    pins a folder that exists on one machine only."""
+    assert " @ " not in LOCK.read_text()
+
+
 def test_dependencies_are_ranges_not_pins():
     """Exact versions live in the lock; pyproject.toml pins only what it says why."""
     exact = [r for r in requirements() if any(s.operator == "==" for s in r.specifier)]
