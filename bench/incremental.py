@@ -61,11 +61,10 @@ def main() -> None:
     os.environ.update(env)  # the in-process definitions and instance read the same settings
 
     import dagster as dg
-    from dagster._core.definitions.observe import observe
-    from dagster._utils.test.data_versions import get_stale_status_resolver
 
     from recsys_pipeline.definitions import build_resources, defs
     from recsys_pipeline.settings import load_settings
+    from recsys_pipeline_tests.helpers import observe_sources, stale_statuses
 
     if not (args.reuse and (scratch / "artifacts" / "evaluation").exists()):
         shutil.rmtree(scratch, ignore_errors=True)
@@ -76,19 +75,14 @@ def main() -> None:
         print(f"0. whole graph: {cli('*', env):.0f} s", flush=True)
     instance = dg.DagsterInstance.from_config(str(home))
     resources = build_resources(load_settings())
-    sources = [a for a in defs.assets if a.key.to_user_string() in ("input_file", "steam_file")]
     materializable = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
     keys = [a.key.to_user_string() for a in materializable if a.is_materializable]
-
-    def observe_sources() -> None:
-        needed = ("input_source", "steam_source", "storage")
-        observe(sources, instance=instance, resources={k: resources[k] for k in needed})
 
     ticks = iter(TICK + datetime.timedelta(minutes=n) for n in range(100))
 
     def observe_and_evaluate(cursor: object) -> tuple[set[str], object, float]:
         started = time.perf_counter()
-        observe_sources()
+        observe_sources(resources, instance)
         result = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, cursor=cursor, evaluation_time=next(ticks)
         )
@@ -101,11 +95,10 @@ def main() -> None:
         return wanted, result.cursor, seconds
 
     def stale() -> set[str]:
-        resolver = get_stale_status_resolver(instance, defs.assets)
-        return {k for k in keys if resolver.get_status(dg.AssetKey(k)).value == "STALE"}
+        return {k for k, status in stale_statuses(defs, instance).items() if status == "STALE"}
 
     # what the daemon does from the start: the files observed, the conditions evaluated once
-    observe_sources()
+    observe_sources(resources, instance)
     cursor = dg.evaluate_automation_conditions(
         defs=defs, instance=instance, evaluation_time=TICK - datetime.timedelta(hours=1)
     ).cursor

@@ -61,7 +61,9 @@ full_pipeline = dg.define_asset_job("full_pipeline", selection=dg.AssetSelection
 
 automation_sensor = dg.AutomationConditionSensorDefinition(
     "recsys_automation",
-    target=dg.AssetSelection.all(include_sources=True),
+    # every asset and the observed files they read (the stable spelling of the beta
+    # `all(include_sources=True)`: a source nothing reads would be one nobody needs observed)
+    target=dg.AssetSelection.all() | dg.AssetSelection.all().upstream_source_assets(),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
 )

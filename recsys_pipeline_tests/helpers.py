@@ -33,12 +33,30 @@ def run_graph(
 
 
 def observe_sources(resources: dict, instance: dg.DagsterInstance):
-    """One observation of the input file and the Steam file, as the automation daemon makes."""
-    from dagster._core.definitions.observe import observe
-
+    """One observation of the input file and the Steam file, as the automation daemon makes
+    (a run of observable assets observes them)."""
     sources = [a for a in defs.assets if a.key.to_user_string() in ("input_file", "steam_file")]
     needed = {"input_source", "steam_source", "storage"}
-    return observe(sources, instance=instance, resources={k: resources[k] for k in needed})
+    return dg.materialize(
+        sources,
+        selection=sources,
+        instance=instance,
+        resources={k: resources[k] for k in needed},
+    )
+
+
+def stale_statuses(definitions: dg.Definitions, instance: dg.DagsterInstance) -> dict[str, str]:
+    """Each materializable asset's status as the UI shows it: FRESH, STALE or MISSING. Dagster
+    1.13 has no public API for it (the UI reads it over GraphQL), so this, the one use of
+    Dagster's own test helper, is pinned in test_contracts.py."""
+    from dagster._utils.test.data_versions import get_stale_status_resolver
+
+    resolver = get_stale_status_resolver(instance, definitions.assets)
+    return {
+        a.key.to_user_string(): resolver.get_status(a.key).value
+        for a in definitions.assets
+        if isinstance(a, dg.AssetsDefinition) and a.is_materializable
+    }
 
 
 def check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:

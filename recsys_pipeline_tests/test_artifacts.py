@@ -139,7 +139,7 @@ def test_the_pin_of_a_dead_reader_does_not_keep_a_version(tmp_path):
     assert reader.stdout.readline().strip() == b"pinned"
     assert store.pinned_versions("thing") == {first}
     reader.kill()  # no clean-up runs: the kernel drops its lock
-    reader.wait()
+    reader.communicate()
     assert store.pinned_versions("thing") == set()
     publish(store, "a")
     publish(store, "b")

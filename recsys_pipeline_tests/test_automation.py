@@ -14,13 +14,21 @@ import pytest
 from recsys_pipeline.definitions import build_definitions, defs
 from recsys_pipeline.settings import load_settings
 from recsys_pipeline_tests.conftest import tiny_rows, write_rows
-from recsys_pipeline_tests.helpers import observe_sources, run_graph
+from recsys_pipeline_tests.helpers import observe_sources, run_graph, stale_statuses
 from recsys_pipeline_tests.test_definitions import FIXED_KEYS
 
 TRAINING = {"item_embeddings", "sft_checkpoint", "dpo_checkpoint"}
 DATA_LAYER = ["raw_csv", "sequences", "tokenizer"]
 FAST_SFT = {"config": {"stage1_epochs": 1, "stage2_epochs": 1}}
 MONDAY_3AM = datetime.datetime(2026, 12, 7, 3, 0, tzinfo=datetime.UTC)
+
+
+@pytest.fixture
+def instance():
+    """A throwaway instance, disposed after the test: an undisposed one leaves its temporary
+    folder to the garbage collector, a ResourceWarning."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        yield instance
 
 
 def materializable() -> list[dg.AssetsDefinition]:
@@ -63,11 +71,15 @@ def test_the_gpu_limit_is_the_pool_alone():
     assert GPU_POOL == "gpu"
 
 
-def statuses(instance: dg.DagsterInstance) -> dict[str, str]:
-    from dagster._utils.test.data_versions import get_stale_status_resolver
+def test_the_automation_sensor_runs_every_asset_and_observes_every_file():
+    from recsys_pipeline.automation import automation_sensor
 
-    resolver = get_stale_status_resolver(instance, defs.assets)
-    return {a.key.to_user_string(): resolver.get_status(a.key).value for a in materializable()}
+    graph = defs.resolve_asset_graph()
+    observed = {k.to_user_string() for k in graph.get_all_asset_keys()} - {
+        a.key.to_user_string() for a in materializable()
+    }
+    assert observed == {"input_file", "steam_file"}
+    assert automation_sensor.asset_selection.resolve(graph) == set(graph.get_all_asset_keys())
 
 
 def data_versions(instance: dg.DagsterInstance) -> dict[str, str]:
@@ -99,20 +111,19 @@ def direct_readers(keys: list[str]) -> set[str]:
     return readers - set(keys)
 
 
-def test_versions_staleness_and_automation_through_a_data_change(tmp_path, resources_for):
+def test_versions_staleness_and_automation_through_a_data_change(tmp_path, resources_for, instance):
     csv = write_rows(tmp_path / "in.csv", tiny_rows())
     resources = resources_for(csv)
-    instance = dg.DagsterInstance.ephemeral()
     observe_sources(resources, instance)
     assert run_graph(resources, instance=instance, sft_checkpoint=FAST_SFT).success
     cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor
     before = data_versions(instance)
-    assert set(statuses(instance).values()) == {"FRESH"}
+    assert set(stale_statuses(defs, instance).values()) == {"FRESH"}
 
     # the data layer rebuilt from the same bytes: the same versions, everything still fresh
     assert run_graph(resources, selection=DATA_LAYER, instance=instance).success
     assert data_versions(instance) == before
-    assert set(statuses(instance).values()) == {"FRESH"}
+    assert set(stale_statuses(defs, instance).values()) == {"FRESH"}
     # the same bytes observed again, then Monday's training tick: nothing to do
     observe_sources(resources, instance)
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
@@ -142,7 +153,7 @@ def test_versions_staleness_and_automation_through_a_data_change(tmp_path, resou
     changed = {k for k, v in data_versions(instance).items() if v != before[k]}
     # the new user bought known items: the catalog, so the tokenizer's version, is unchanged
     assert changed == {"raw_csv", "sequences"}
-    stale = {k for k, v in statuses(instance).items() if v == "STALE"}
+    stale = {k for k, v in stale_statuses(defs, instance).items() if v == "STALE"}
     assert stale == direct_readers(sorted(changed)) - set(DATA_LAYER)
     assert {"sft_checkpoint", "dpo_checkpoint", "predictions", "evaluation"} <= stale
 
@@ -156,9 +167,8 @@ def test_versions_staleness_and_automation_through_a_data_change(tmp_path, resou
     assert {"item_embeddings", "sft_checkpoint"} <= requested(result)
 
 
-def test_the_same_run_config_twice_is_a_no_op_materialization(tmp_path, resources_for):
+def test_the_same_run_config_twice_is_a_no_op_materialization(tmp_path, resources_for, instance):
     resources = resources_for(write_rows(tmp_path / "in.csv", tiny_rows()))
-    instance = dg.DagsterInstance.ephemeral()
     run_graph(resources, selection="*sft_checkpoint", instance=instance, sft_checkpoint=FAST_SFT)
     first = instance.get_latest_materialization_event(dg.AssetKey("sft_checkpoint"))
     again = run_graph(
@@ -197,10 +207,9 @@ def test_every_selection_closed_upstream_runs_on_a_fresh_instance(tmp_path, reso
     assert built == upstream - {"input_file", "steam_file"}
 
 
-def test_a_run_failure_is_reported_with_its_step_and_error(tmp_path, resources_for):
+def test_a_run_failure_is_reported_with_its_step_and_error(tmp_path, resources_for, instance):
     from recsys_pipeline.automation import failure_report
 
-    instance = dg.DagsterInstance.ephemeral()
     missing = tmp_path / "nope.csv"
     result = run_graph(
         resources_for(missing), selection="raw_csv", instance=instance, raise_on_error=False

@@ -22,6 +22,7 @@ from recsys_pipeline.assets.code_versions import (
 from recsys_pipeline.definitions import build_definitions, defs
 from recsys_pipeline.settings import load_settings
 from recsys_pipeline_tests.conftest import tiny_rows, write_rows
+from recsys_pipeline_tests.helpers import stale_statuses
 from recsys_pipeline_tests.test_automation import FAST_SFT
 
 ASSETS = "recsys_pipeline.assets"
@@ -192,14 +193,12 @@ def test_assets_that_run_different_code_have_different_versions():
     assert len(set().union(*by_module.values())) == len(by_module)
 
 
-def statuses(definitions: dg.Definitions, instance: dg.DagsterInstance) -> dict[str, str]:
-    from dagster._utils.test.data_versions import get_stale_status_resolver
-
-    resolver = get_stale_status_resolver(instance, definitions.assets)
-    return {
-        a.key.to_user_string(): resolver.get_status(a.key).value
-        for a in materializable(definitions)
-    }
+@pytest.fixture
+def instance():
+    """A throwaway instance, disposed after the test: an undisposed one leaves its temporary
+    folder to the garbage collector, a ResourceWarning."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        yield instance
 
 
 def materialize(
@@ -220,17 +219,16 @@ def reused(result: dg.ExecuteInProcessResult) -> bool:
 
 
 def test_new_training_code_turns_sft_stale_and_retrains(
-    tmp_path, resources_for, monkeypatch, package
+    tmp_path, resources_for, monkeypatch, package, instance
 ):
     resources = resources_for(write_rows(tmp_path / "in.csv", tiny_rows()))
-    instance = dg.DagsterInstance.ephemeral()
     settings = load_settings()
     built = materialize(build_definitions(settings), resources, instance, "*dpo_checkpoint")
     done = {e.asset_key.to_user_string() for e in built.get_asset_materialization_events()}
 
     # the same code, definitions built again: the same versions, the model reused
     same = build_definitions(settings)
-    assert {k: v for k, v in statuses(same, instance).items() if k in done} == dict.fromkeys(
+    assert {k: v for k, v in stale_statuses(same, instance).items() if k in done} == dict.fromkeys(
         done, "FRESH"
     )
     assert reused(materialize(same, resources, instance, "sft_checkpoint")) is True
@@ -239,12 +237,12 @@ def test_new_training_code_turns_sft_stale_and_retrains(
     edit(package / "training" / "sft.py", METRIC, 'METRIC = f"mrr@{TOP_K}"')
     monkeypatch.setattr(code_versions, "SOURCE_ROOT", package)
     upgraded = build_definitions(settings)
-    stale = {k for k, v in statuses(upgraded, instance).items() if v == "STALE"}
+    stale = {k for k, v in stale_statuses(upgraded, instance).items() if v == "STALE"}
     assert stale == {"sft_checkpoint", "dpo_checkpoint"}  # dpo_checkpoint's closure holds sft.py
     assert reused(materialize(upgraded, resources, instance, "sft_checkpoint")) is False
     latest = instance.get_latest_materialization_event(dg.AssetKey("sft_checkpoint"))
     assert latest.asset_materialization.tags["dagster/code_version"] == code_version_of(SFT)
     # the new model is a new data version: its readers are stale now
-    after = statuses(upgraded, instance)
+    after = stale_statuses(upgraded, instance)
     assert after["sft_checkpoint"] == "FRESH"
     assert after["dpo_pairs"] == after["dpo_checkpoint"] == "STALE"

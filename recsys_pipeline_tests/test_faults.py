@@ -62,7 +62,7 @@ def test_sigkill_mid_training_resumes_from_the_last_checkpoint(tmp_path, resourc
         assert time.monotonic() < deadline
         time.sleep(0.2)
     os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    process.communicate()  # waits, and closes its pipe
     killed = complete_checkpoints(work)
 
     result = run_graph(
@@ -106,7 +106,7 @@ def test_a_kill_during_an_artifact_write_leaves_the_previous_artifact(tmp_path):
     )
     assert writer.stdout.readline().strip() == b"writing"
     writer.send_signal(signal.SIGKILL)
-    writer.wait()
+    writer.communicate()
     assert (store.path("thing") / "value.txt").read_text() == "complete"
     with store.writing("thing") as folder:  # the next writer is not blocked by the dead one
         (folder / "value.txt").write_text("next")
@@ -188,10 +188,10 @@ def test_an_input_that_disappears_after_its_observation_fails_clearly(tmp_path, 
 
     csv = write_rows(tmp_path / "in.csv", tiny_rows())
     resources = resources_for(csv)
-    instance = dg.DagsterInstance.ephemeral()
-    observe_sources(resources, instance)  # seen with its bytes...
-    csv.unlink()  # ...and gone before raw_csv reads it
-    result = run_graph(resources, selection="raw_csv", instance=instance, raise_on_error=False)
+    with dg.DagsterInstance.ephemeral() as instance:
+        observe_sources(resources, instance)  # seen with its bytes...
+        csv.unlink()  # ...and gone before raw_csv reads it
+        result = run_graph(resources, selection="raw_csv", instance=instance, raise_on_error=False)
     assert f"{csv}: file not found" in failure_message(result)
     assert not (tmp_path / "data" / "artifacts" / "raw_csv").exists()  # nothing published
 

@@ -124,11 +124,13 @@ def _decompressed(
     raw = path.open("rb", buffering=0)
     if digest is not None:
         raw = HashingReader(raw, digest)
-    binary = io.BufferedReader(raw, 1 << 20)
-    if compression is not None:
-        binary = _DECOMPRESSORS[compression][1](binary)
-    with binary:
-        yield binary
+    # a decompressor does not close the file it was handed: close both, innermost last
+    with io.BufferedReader(raw, 1 << 20) as binary:
+        if compression is None:
+            yield binary
+        else:
+            with _DECOMPRESSORS[compression][1](binary) as decompressed:
+                yield decompressed
 
 
 @contextmanager

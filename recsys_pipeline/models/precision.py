@@ -28,7 +28,8 @@ def bf16_is_fast(device: str) -> bool:
 
     if device.startswith("cuda"):
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+    capabilities = torch.cpu.get_capabilities()
+    return bool(capabilities.get("amx_tile") or capabilities.get("avx512_bf16"))
 
 
 def trainer_bf16(device: str) -> bool:
