@@ -220,6 +220,33 @@ def test_moe_aux_loss_is_added_in_training_only():
     assert trained.loss == pytest.approx(float(evaluated.loss + evaluated.aux_loss), rel=1e-5)
 
 
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize(("experts", "top_k"), [(4, 2), (8, 1), (6, 3)])
+def test_load_balancing_loss_is_mixtrals(experts, top_k, masked):
+    # The contract: the model's own loss (its file must load without other models' modules)
+    # equals Mixtral's reference implementation, value and gradient.
+    from transformers.models.mixtral.modeling_mixtral import load_balancing_loss_func
+
+    from recsys_pipeline.models.modeling_sasrec import load_balancing_loss
+
+    generator = torch.Generator().manual_seed(experts * 10 + top_k)
+    batch, seq = 3, 7
+    logits = tuple(
+        torch.randn(batch * seq, experts, generator=generator, requires_grad=True) for _ in range(3)
+    )
+    mask = None
+    if masked:
+        mask = torch.ones(batch, seq, dtype=torch.long)
+        mask[0, :4] = mask[2, :1] = 0  # left padding
+    ours = load_balancing_loss(logits, top_k, mask)
+    ours_grads = torch.autograd.grad(ours, logits)
+    theirs = load_balancing_loss_func(logits, experts, top_k, mask)
+    theirs_grads = torch.autograd.grad(theirs, logits)
+    assert torch.allclose(ours, theirs, rtol=1e-6, atol=0)
+    for mine, reference in zip(ours_grads, theirs_grads, strict=True):
+        assert torch.allclose(mine, reference, rtol=1e-5, atol=1e-8)
+
+
 # --- loss and logits -----------------------------------------------------------------------------
 
 
@@ -331,13 +358,18 @@ def test_output_precision_setting(monkeypatch):
 def test_one_bf16_probe_decides_for_the_text_encoder_and_the_trainer(monkeypatch):
     from recsys_pipeline.models import precision
 
-    for amx, avx512_bf16 in ((True, False), (False, True)):
-        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda amx=amx: amx)
-        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda b=avx512_bf16: b)
+    real = dict(torch.cpu.get_capabilities())
+
+    def cpu_with(**flags: bool) -> None:
+        # all else this CPU reports stays: only the two flags named in precision.py decide
+        found = {**real, "amx_tile": False, "avx512_bf16": False, **flags}
+        monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: found)
+
+    for flags in ({"amx_tile": True}, {"avx512_bf16": True}):
+        cpu_with(**flags)
         assert precision.fast_dtype("cpu") is torch.bfloat16
         assert not precision.trainer_bf16("cpu")  # CPUs train in float32 whatever the probe says
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    cpu_with()
     assert precision.fast_dtype("cpu") is torch.float32
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 WEIGHTS_FILE = "model.safetensors"
@@ -37,11 +39,28 @@ def check_checkpoint(folder: Path) -> None:
 
 def load_checkpoint(folder: Path):  # noqa: ANN201 - a SASRecForCausalLM, imported lazily
     """The model in ``folder`` (any registered causal LM), in eval mode, from safetensors only."""
-    # (this package's __init__ has registered the model family with the Auto classes)
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()
     check_checkpoint(folder)
-    model = AutoModelForCausalLM.from_pretrained(str(folder), use_safetensors=True)
+    # A progress bar per load would fill the step logs and the service's output. transformers
+    # has one process-wide switch for it, so it is set for this load only and put back as it was.
+    with _LOADING:
+        previous = hf_logging.set_tqdm_hook(_without_bar)
+        try:
+            # this package's __init__ has registered the model family with the Auto classes;
+            # trust_remote_code=False: the code a folder carries (auto_map) never runs here
+            model = AutoModelForCausalLM.from_pretrained(
+                str(folder), use_safetensors=True, trust_remote_code=False
+            )
+        finally:
+            hf_logging.set_tqdm_hook(previous)
     return model.eval()
+
+
+# Held while the hook is swapped, so loads in two threads cannot put back each other's hook.
+_LOADING = threading.Lock()
+
+
+def _without_bar(factory: Callable, args: tuple, kwargs: dict) -> object:
+    return factory(*args, **{**kwargs, "disable": True})

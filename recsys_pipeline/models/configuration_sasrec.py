@@ -104,8 +104,15 @@ class SASRecConfig(PreTrainedConfig):
         return self.variant == "sasrec_moe"
 
 
+# save_pretrained copies this file into the folder and names the class in config.json's auto_map,
+# so the folder loads with trust_remote_code=True where this package is absent (modeling_sasrec.py).
+SASRecConfig.register_for_auto_class()
+
 # Registered where the class is defined, so any import path (including the hooks in
-# recsys_pipeline/__init__.py) registers it exactly once it exists.
-AutoConfig.register(SASRecConfig.model_type, SASRecConfig, exist_ok=True)
+# recsys_pipeline/__init__.py) registers it exactly once it exists. Only as part of this package:
+# a folder's copy, loaded with trust_remote_code, must not claim model_type "sasrec" for the whole
+# process, or every folder loaded after it would run that folder's code.
+if __name__.startswith("recsys_pipeline."):
+    AutoConfig.register(SASRecConfig.model_type, SASRecConfig, exist_ok=True)
 
 __all__ = ["SASRecConfig", "VARIANTS"]

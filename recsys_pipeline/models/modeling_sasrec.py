@@ -22,10 +22,11 @@ from transformers.generation import GenerationMixin
 from transformers.masking_utils import create_causal_mask
 from transformers.modeling_outputs import BaseModelOutput, ModelOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
-from transformers.models.mixtral.modeling_mixtral import load_balancing_loss_func
 
-from recsys_pipeline.models.configuration_sasrec import SASRecConfig
-from recsys_pipeline.models.fused_loss import linear_cross_entropy
+# Relative imports only: save_pretrained copies this file and the siblings it imports relatively
+# into the checkpoint folder, where trust_remote_code loads them without this package.
+from .configuration_sasrec import SASRecConfig
+from .fused_loss import linear_cross_entropy
 
 
 @dataclass
@@ -200,6 +201,35 @@ class SASRecMoE(nn.Module):
             if rows.numel():
                 out.index_add_(0, rows, expert(tokens[rows]) * weights[rows, slot, None])
         return out.reshape(shape), router_logits
+
+
+def expert_shares(
+    router_logits: tuple[torch.Tensor, ...], top_k: int, attention_mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per MoE layer, over the real tokens: the fraction of tokens that have each expert among
+    their top ``top_k`` (layers, experts; a row sums to top_k; no gradient), and each expert's
+    mean router probability (layers, experts; a row sums to 1)."""
+    probs = F.softmax(torch.stack(router_logits), dim=-1, dtype=torch.float32)
+    routed = torch.zeros_like(probs).scatter_(-1, probs.topk(top_k, dim=-1).indices, 1.0)
+    if attention_mask is None:
+        real = torch.ones(1, probs.shape[1], 1, device=probs.device)
+    else:
+        real = attention_mask.reshape(1, -1, 1).to(probs)
+    tokens = real.sum().clamp(min=1)
+    return (routed * real).sum(dim=1) / tokens, (probs * real).sum(dim=1) / tokens
+
+
+def load_balancing_loss(
+    router_logits: tuple[torch.Tensor, ...], top_k: int, attention_mask: torch.Tensor | None
+) -> torch.Tensor:
+    """Switch Transformer's load-balancing loss (Fedus et al. 2021, eqs. 4-6) over the MoE layers
+    pooled, as Hugging Face's MoE models compute it: ``num_experts * sum_e f_e * P_e``, with f_e
+    the fraction of real tokens routed to expert e and P_e its mean router probability. Only P_e
+    carries a gradient, which pushes probability away from the experts that get the most tokens;
+    uniform routing gives its minimum, top_k."""
+    routed, probability = expert_shares(router_logits, top_k, attention_mask)
+    # every layer routes the same tokens, so the mean over layers pools them
+    return router_logits[0].shape[-1] * (routed.mean(dim=0) * probability.mean(dim=0)).sum()
 
 
 class SASRecBlock(nn.Module):
@@ -484,11 +514,8 @@ class SASRecForCausalLM(SASRecPreTrainedModel, GenerationMixin):
 
         aux_loss = expert_load = None
         if outputs.router_logits is not None:
-            aux_loss = self.config.router_aux_loss_coef * load_balancing_loss_func(
-                outputs.router_logits,
-                self.config.num_experts,
-                self.config.num_experts_per_tok,
-                attention_mask,
+            aux_loss = self.config.router_aux_loss_coef * load_balancing_loss(
+                outputs.router_logits, self.config.num_experts_per_tok, attention_mask
             )
             expert_load = self.expert_load(outputs.router_logits, attention_mask)
             if loss is not None and self.training:
@@ -507,19 +534,8 @@ class SASRecForCausalLM(SASRecPreTrainedModel, GenerationMixin):
         self, router_logits: tuple[torch.Tensor, ...], attention_mask: torch.Tensor | None
     ) -> torch.Tensor:
         """(layers, experts): the share of top-k assignments of real tokens each expert gets."""
-        loads = []
-        for logits in router_logits:
-            chosen = logits.topk(self.config.num_experts_per_tok, dim=-1).indices
-            weight = (
-                attention_mask.reshape(-1, 1).expand_as(chosen).float()
-                if attention_mask is not None
-                else torch.ones_like(chosen, dtype=torch.float32)
-            )
-            counts = torch.zeros(self.config.num_experts, device=logits.device).scatter_add_(
-                0, chosen.reshape(-1), weight.reshape(-1)
-            )
-            loads.append(counts / counts.sum().clamp(min=1))
-        return torch.stack(loads)
+        top_k = self.config.num_experts_per_tok
+        return expert_shares(router_logits, top_k, attention_mask)[0] / top_k
 
 
 def last_real_hidden(
@@ -533,7 +549,15 @@ def last_real_hidden(
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
 
 
-AutoModel.register(SASRecConfig, SASRecModel, exist_ok=True)
-AutoModelForCausalLM.register(SASRecConfig, SASRecForCausalLM, exist_ok=True)
+# save_pretrained copies this file and its relative imports into the folder and names the class
+# in config.json's auto_map, so the folder loads with trust_remote_code=True where this package
+# is absent. Where the package is imported, the registration below wins: transformers prefers a
+# registered class to a folder's code, and then asks no question about it.
+SASRecForCausalLM.register_for_auto_class("AutoModelForCausalLM")
+
+# As in configuration_sasrec.py: only as part of this package, never from a folder's copy.
+if __name__.startswith("recsys_pipeline."):
+    AutoModel.register(SASRecConfig, SASRecModel, exist_ok=True)
+    AutoModelForCausalLM.register(SASRecConfig, SASRecForCausalLM, exist_ok=True)
 
 __all__ = ["SASRecForCausalLM", "SASRecModel", "SASRecPreTrainedModel", "last_real_hidden"]

@@ -23,9 +23,12 @@ import torch
 from recsys_pipeline.data.vocab import ItemVocab, build_tokenizer
 from recsys_pipeline.models.precision import default_device, trainer_bf16
 from recsys_pipeline.training import distributed
+from recsys_pipeline.training.model_card import dpo_card, write_model_card
 from recsys_pipeline.training.pairs import PreferencePairs
+from recsys_pipeline.training.progress import StepProgress
 from recsys_pipeline.training.resume import latest_checkpoint
 from recsys_pipeline.training.settings import DPOSettings
+from recsys_pipeline.training.tracking import tracker_run
 from recsys_pipeline.training.validation import RankingEvalSet
 
 SERVING_FILE = "serving.json"
@@ -41,6 +44,8 @@ class DPOReport:
     train_seconds: float = 0.0
     resumed_from: str | None = None
     history: list[dict] = field(default_factory=list)  # TRL's logged rewards/margins/accuracies
+    # the run report_to's tracker recorded (MLflow: run_id and tracking_uri), under "dpo"
+    tracker_runs: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -79,14 +84,19 @@ def build_trainer(
     from trl import DPOConfig, DPOTrainer
     from trl.trainer import utils as trl_utils
 
+    # Both overrides reach into TRL's private code, which offers no public way to do either;
+    # test_contracts.py pins what they rely on and fails, naming TRL's version, when it changes.
     class ItemDPOTrainer(DPOTrainer):
         def _prepare_dataset(self, dataset: object, *args: object, **kwargs: object) -> object:
-            return dataset  # already token ids in the SFT input shape
+            # already token ids in the SFT input shape; TRL's own preparation takes text only
+            # (token ids fail in it) and appends EOS to each completion
+            return dataset
 
         def compute_loss(self, *args: object, **kwargs: object) -> object:
             # Off Triton devices TRL's fused head scores every position of every sequence (fixed
             # tile shapes for compilers). Nothing is compiled here and each completion is one
-            # item, so score the labelled positions only: measured 6.1 -> 0.5 s a step on CPU.
+            # item, so score the labelled positions only: measured 6.1 -> 0.5 s a step on CPU,
+            # and again on TRL 1.16.0 (16,859 items, 256 pairs, forward and backward): 14 -> 0.5 s.
             with mock.patch.object(trl_utils, "_use_triton", lambda device: True):
                 return super().compute_loss(*args, **kwargs)
 
@@ -107,7 +117,7 @@ def build_trainer(
         activation_checkpointing=False,
         bf16=trainer_bf16(device),
         use_cpu=device == "cpu",
-        report_to=["tensorboard"],
+        report_to=settings.report_to,
         logging_steps=20,
         save_strategy="steps",
         save_steps=settings.save_steps,
@@ -140,16 +150,14 @@ def train_dpo(
 ) -> DPOReport:
     """DPO from the SFT model in ``sft_dir`` (also the frozen reference); resumes from the last
     checkpoint in ``work_dir``; saves the tuned model to ``out_dir``."""
-    from transformers.utils import logging as hf_logging
-
     from recsys_pipeline.models.checkpoints import load_checkpoint
 
-    hf_logging.disable_progress_bar()
     torch.set_num_threads(distributed.threads_per_process())
     model = load_checkpoint(sft_dir)
     report = DPOReport(valid_before=validation.metrics(model), valid_after={}, pairs=len(pairs))
     log(f"validation before DPO: {_fmt(report.valid_before)}")
     trainer = build_trainer(model, copy.deepcopy(model), pairs, vocab, settings, work_dir)
+    trainer.add_callback(StepProgress(log, "DPO"))
     resume = latest_checkpoint(work_dir)
     if resume is not None:
         log(f"resuming DPO from {resume}")
@@ -157,6 +165,8 @@ def train_dpo(
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     report.train_seconds = time.perf_counter() - started
+    if tracked := tracker_run(settings.report_to):
+        report.tracker_runs["dpo"] = tracked
     report.steps = trainer.state.global_step
     report.history = [h for h in trainer.state.log_history if "rewards/margins" in h or "loss" in h]
     model.eval()
@@ -164,6 +174,14 @@ def train_dpo(
     log(f"validation after DPO: {_fmt(report.valid_after)}")
     if distributed.is_main():
         model.save_pretrained(out_dir)
+        card = dpo_card(
+            asdict(report),
+            settings,
+            model.config,
+            validation_users=len(validation),
+            items=vocab.n_items,
+        )
+        write_model_card(out_dir, card)
         runs = work_dir / "runs"
         if runs.is_dir():
             shutil.copytree(runs, out_dir / "tensorboard", dirs_exist_ok=True)

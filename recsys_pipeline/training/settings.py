@@ -7,15 +7,30 @@ classes are generated from them (``assets/config.py``), types, bounds and descri
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+import importlib.util
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:
     from recsys_pipeline.data.vocab import ItemVocab
     from recsys_pipeline.models.configuration_sasrec import SASRecConfig
 
 Variant = Literal["sasrec", "sasrec_rope", "sasrec_gate", "sasrec_moe"]
+
+
+def _tracker_installed(report_to: str) -> str:
+    # mlflow is no dependency of the project: a missing one fails the settings, before training
+    if report_to == "mlflow" and importlib.util.find_spec("mlflow") is None:
+        raise ValueError("report_to='mlflow' needs the mlflow package, which is not installed")
+    return report_to
+
+
+ReportTo = Annotated[Literal["tensorboard", "mlflow", "none"], AfterValidator(_tracker_installed)]
+REPORT_TO_DESCRIPTION = (
+    "the Trainer's experiment tracker: tensorboard (event files kept beside the checkpoint), "
+    "mlflow (the MLFLOW_* environment; needs the mlflow package) or none"
+)
 
 
 class SFTSettings(BaseModel):
@@ -82,6 +97,7 @@ class SFTSettings(BaseModel):
     output_precision: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="compute dtype of the output layer's matmuls and softmax in training"
     )
+    report_to: ReportTo = Field("tensorboard", description=REPORT_TO_DESCRIPTION)
 
     @model_validator(mode="after")
     def _heads_divide(self) -> SFTSettings:
@@ -138,6 +154,7 @@ class DPOSettings(BaseModel):
         100, ge=1, description="checkpoint every this many steps (a killed run resumes there)"
     )
     seed: int = Field(42, description="seed of shuffling and dropout")
+    report_to: ReportTo = Field("tensorboard", description=REPORT_TO_DESCRIPTION)
 
     @model_validator(mode="after")
     def _one_weight_per_loss(self) -> DPOSettings:

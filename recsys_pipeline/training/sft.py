@@ -26,7 +26,6 @@ from transformers import (
     TrainerCallback,
     TrainingArguments,
 )
-from transformers.utils import logging as hf_logging
 
 from recsys_pipeline.data.histories import Histories
 from recsys_pipeline.data.vocab import ItemVocab
@@ -36,8 +35,11 @@ from recsys_pipeline.ranking.metrics import TOP_K
 from recsys_pipeline.training import distributed
 from recsys_pipeline.training.averaging import averaged_model, window_up_to
 from recsys_pipeline.training.freezing import decay_parameter_names, freeze_rows
+from recsys_pipeline.training.model_card import sft_card, write_model_card
+from recsys_pipeline.training.progress import StepProgress
 from recsys_pipeline.training.resume import latest_checkpoint
 from recsys_pipeline.training.settings import SFTSettings
+from recsys_pipeline.training.tracking import tracker_run
 from recsys_pipeline.training.validation import RankingEvalSet
 from recsys_pipeline.training.windows import WindowDataset, collate, training_windows
 
@@ -66,6 +68,9 @@ class SFTReport:
     device: str = "cpu"
     # stage 2's averaged checkpoints: their names, validation metrics, and whether it is served
     averaged: dict | None = None
+    # per stage ("stage1", "stage2"), the run report_to's tracker recorded (MLflow: run_id and
+    # tracking_uri); TensorBoard's event files are kept in the model folder instead
+    tracker_runs: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -211,7 +216,7 @@ def training_arguments(
         greater_is_better=True,
         logging_strategy="steps",
         logging_steps=50,
-        report_to=["tensorboard"],
+        report_to=settings.report_to,
         seed=settings.seed,
         data_seed=settings.seed,
         bf16=trainer_bf16(device),
@@ -230,6 +235,7 @@ class StageRun:
     trained_windows: int  # examples seen in this run (a resumed run counts what it trained)
     resumed_from: Path | None
     averaged: dict | None
+    tracker_run: dict[str, str]
 
 
 def run_stage(
@@ -256,7 +262,11 @@ def run_stage(
         train_dataset=dataset,
         eval_dataset=validation,
         data_collator=lambda batch: collate(batch, vocab.pad_token_id),
-        callbacks=[EarlyStoppingCallback(settings.patience), _Progress(log, stage.number)],
+        callbacks=[
+            EarlyStoppingCallback(settings.patience),
+            _Progress(log, stage.number),
+            StepProgress(log, f"SFT stage {stage.number}"),
+        ],
         loss_dtype=output_layer_dtype(settings.output_precision, device),
     )
     trainer.remove_callback(PrinterCallback)
@@ -268,6 +278,7 @@ def run_stage(
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.perf_counter() - started - trainer.eval_seconds
+    tracked = tracker_run(settings.report_to)
     steps_per_epoch = math.ceil(len(dataset) / settings.batch_size)
     windows = (trainer.state.global_step - first_step) * len(dataset) // steps_per_epoch
     if frozen is not None:
@@ -279,10 +290,10 @@ def run_stage(
         log(f"stage 2, mean of {', '.join(averaged['checkpoints'])}: {averaged}")
     trainer.save_model(str(stage_dir / "best"))  # by the main process only
     if distributed.is_main():
-        done = {"epochs": [asdict(r) for r in records], "averaged": averaged}
+        done = {"epochs": [asdict(r) for r in records], "averaged": averaged, "tracked": tracked}
         (stage_dir / STAGE_DONE).write_text(json.dumps(done))
     distributed.barrier()  # every process reads the stage's best model next
-    return StageRun(records, seconds, windows, resume, averaged)
+    return StageRun(records, seconds, windows, resume, averaged, tracked)
 
 
 def average_if_better(
@@ -313,7 +324,6 @@ def train_sft(
 ) -> SFTReport:
     """Train (or resume) both stages in ``work_dir``; save the best model to ``out_dir``."""
     started = time.perf_counter()
-    hf_logging.disable_progress_bar()  # progress goes to `log`, one line per epoch
     if settings.init == "text" and item_vectors is None:
         raise ValueError("init='text' needs item vectors (materialize item_embeddings)")
     device = default_device()
@@ -333,6 +343,7 @@ def train_sft(
             finished = json.loads(done.read_text())
             report.epochs += [EpochRecord(**e) for e in finished["epochs"]]
             report.averaged = finished.get("averaged")  # stage 2, the last, sets it
+            tracked = finished.get("tracked", {})
         else:
             model = (
                 first_model(settings, vocab, item_vectors)
@@ -346,6 +357,9 @@ def train_sft(
             if run.resumed_from is not None:
                 report.resumed_from = str(run.resumed_from)
             report.averaged = run.averaged
+            tracked = run.tracker_run
+        if tracked:
+            report.tracker_runs[f"stage{stage.number}"] = tracked
         model_dir = stage_dir / "best"
 
     best = SASRecForCausalLM.from_pretrained(model_dir)
@@ -361,6 +375,18 @@ def train_sft(
     if train_seconds > 0:
         report.tokens_per_s = trained_windows * dataset.real_tokens() / len(dataset) / train_seconds
         report.targets_per_s = trained_windows * dataset.targets() / len(dataset) / train_seconds
+    if distributed.is_main():  # the card states the report's final figures, so it comes last
+        card = sft_card(
+            asdict(report),
+            settings,
+            best.config,
+            users=len(train),
+            validation_users=len(valid_targets),
+            items=vocab.n_items,
+            windows=len(dataset),
+            targets=dataset.targets(),
+        )
+        write_model_card(out_dir, card)
     return report
 
 
