@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -95,10 +96,57 @@ class MediaWikiFake:
         return {"batchcomplete": True, "query": query}
 
 
-class OpenAIFake:
-    """Chat completions. ``respond(user_message) -> (status, content | None, refusal | None)``."""
+def strict_schema_error(response_format: dict) -> str | None:
+    """Why the real API refuses a ``json_schema`` response format with a 400 (None: it does
+    not), by the rules of structured outputs: a name of at most 64 letters, digits, ``_`` or
+    ``-``; under ``strict``, an object at the root, and in every object
+    ``additionalProperties: false`` and every property required."""
+    spec = response_format.get("json_schema") or {}
+    name = spec.get("name", "")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+        return f"Invalid 'response_format.json_schema.name': {name!r} does not match the pattern"
+    if not spec.get("strict"):
+        return None
+    schema = spec.get("schema") or {}
+    if schema.get("type") != "object":
+        return f"Invalid schema for response_format '{name}': the root must be an object"
+    for context, node in subschemas(schema, ()):
+        if node.get("type") != "object":
+            continue
+        if node.get("additionalProperties") is not False:
+            return (
+                f"Invalid schema for response_format '{name}': In context={context}, "
+                "'additionalProperties' is required to be supplied and to be false."
+            )
+        missing = sorted(set(node.get("properties", {})) - set(node.get("required", [])))
+        if missing:
+            return (
+                f"Invalid schema for response_format '{name}': In context={context}, 'required' "
+                f"is required to include every key in properties. Missing {missing[0]!r}."
+            )
+    return None
 
-    def __init__(self, respond: Callable[[str], tuple[int, str | None, str | None]]) -> None:
+
+def subschemas(node: dict, context: tuple) -> list[tuple[tuple, dict]]:
+    """(path, schema) of ``node`` and of every schema nested in it."""
+    found = [(context, node)]
+    for key in ("properties", "$defs"):
+        for name, child in (node.get(key) or {}).items():
+            found += subschemas(child, (*context, key, name))
+    if isinstance(node.get("items"), dict):
+        found += subschemas(node["items"], (*context, "items"))
+    for i, child in enumerate(node.get("anyOf") or []):
+        found += subschemas(child, (*context, "anyOf", str(i)))
+    return found
+
+
+class OpenAIFake:
+    """Chat completions. ``respond(user_message) -> (status, content | None, refusal | None)``,
+    or a fourth item, the finish reason (``"stop"`` otherwise: ``"length"``, ``"content_filter"``).
+    A ``json_schema`` response format that strict mode refuses is answered 400, as the real API
+    does, before ``respond`` is asked."""
+
+    def __init__(self, respond: Callable[[str], tuple]) -> None:
         self.respond = respond
         self.requests: list[dict] = []
         self.latency_s = 0.0
@@ -114,7 +162,20 @@ class OpenAIFake:
                 with fake.lock:
                     fake.requests.append({"body": body, "headers": dict(self.headers)})
                 time.sleep(fake.latency_s)
-                status, content, refusal = fake.respond(body["messages"][-1]["content"])
+                response_format = body.get("response_format") or {}
+                if response_format.get("type") == "json_schema":
+                    error = strict_schema_error(response_format)
+                    if error is not None:
+                        payload = {
+                            "error": {
+                                "message": error,
+                                "type": "invalid_request_error",
+                                "param": "response_format",
+                                "code": None,
+                            }
+                        }
+                        return self.send_json(400, payload)
+                status, content, refusal, *finish = fake.respond(body["messages"][-1]["content"])
                 if status != 200:
                     payload = {
                         "error": {
@@ -138,7 +199,7 @@ class OpenAIFake:
                                     "content": content,
                                     "refusal": refusal,
                                 },
-                                "finish_reason": "stop",
+                                "finish_reason": finish[0] if finish else "stop",
                             }
                         ],
                         "usage": {

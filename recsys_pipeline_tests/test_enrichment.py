@@ -144,6 +144,10 @@ def scripted(user: str) -> tuple[int, str | None, str | None]:
         return 200, '{"release_year": 2007, "genres": [', None
     if "wrongtype" in user:
         return 200, json.dumps({**GOOD, "item_type": "Spaceship"}), None
+    if "cutoff" in user:
+        return 200, '{"release_year": 2007, "genres": ["First', None, "length"
+    if "filtered" in user:
+        return 200, None, None, "content_filter"
     return 200, json.dumps(GOOD), None
 
 
@@ -186,7 +190,49 @@ def test_llm_structured_output_refusal_and_invalid_json(tmp_path):
     request = fake.requests[0]["body"]
     assert request["response_format"]["type"] == "json_schema"
     assert request["response_format"]["json_schema"]["strict"] is True
+    # the client's schema of ItemFacts, as strict mode wants it (the fake refuses anything else)
+    assert request["response_format"]["json_schema"]["name"] == "ItemFacts"
+    schema = request["response_format"]["json_schema"]["schema"]
+    assert schema["type"] == "object" and schema["additionalProperties"] is False
+    assert list(schema["properties"]) == schema["required"] == list(ItemFacts.model_fields)
+    assert schema["properties"]["item_type"]["enum"] == ["Game", "Hardware", "Unknown"]
+    # every answer is paid for, the invalid ones too
+    assert ex.stats.requests == 6 and ex.stats.completion_tokens == 120
     assert ex.stats.prompt_tokens == 600 and ex.estimated_cost_usd > 0
+
+
+def test_llm_cut_off_answers_are_invalid_and_filtered_ones_refused(tmp_path):
+    fake = OpenAIFake(scripted)
+    items = [("cutoff", "text", None), ("filtered", "text", None)]
+    with serve(fake.handler()) as url:
+        ex = extractor(tmp_path, url, concurrency=1)
+        results = ex.extract(items)
+    assert results == [(ItemFacts(), INVALID), (ItemFacts(), REFUSED)]
+    assert len(fake.requests) == 2 + 1  # a cut-off answer is asked again; the filter is final
+    assert ex.stats.requests == 3 and ex.stats.prompt_tokens == 300
+    assert ex.stats.status == {INVALID: 1, REFUSED: 1}
+
+
+def test_the_fake_endpoint_refuses_a_schema_strict_mode_refuses(tmp_path):
+    from openai import BadRequestError, OpenAI
+
+    loose = {"type": "object", "properties": {"year": {"type": "integer"}}, "required": []}
+    fake = OpenAIFake(scripted)
+    with serve(fake.handler()) as url:
+        client = OpenAI(api_key="sk-test-not-a-real-key", base_url=f"{url}/v1", max_retries=0)
+        for schema, refusal in (
+            (loose, "'additionalProperties' is required"),
+            ({**loose, "additionalProperties": False}, "Missing 'year'"),
+        ):
+            with pytest.raises(BadRequestError, match=refusal):
+                client.chat.completions.create(
+                    model="fake-model",
+                    messages=[{"role": "user", "content": "Halo 3"}],
+                    response_format={
+                        "type": "json_schema",
+                        "json_schema": {"name": "loose", "schema": schema, "strict": True},
+                    },
+                )
 
 
 def test_llm_cache_hit_makes_no_request(tmp_path):

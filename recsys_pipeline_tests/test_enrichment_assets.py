@@ -7,6 +7,7 @@ import json
 import logging
 import socket
 
+import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
@@ -34,11 +35,21 @@ def small(tmp_path):
     return csv, steam
 
 
-def materialize(resources_for, csv, **resources):
+def materialize(resources_for, csv, instance=None, **resources):
     return run_graph(
         resources_for(csv, **resources),
         selection=["raw_csv", "sequences", "tokenizer", *ENRICHMENT.split(",")],
+        instance=instance,
     )
+
+
+def step_logs(instance: dg.DagsterInstance, run_id: str) -> dict[str, list[str]]:
+    """What each step logged itself in the run."""
+    logs: dict[str, list[str]] = {}
+    for entry in instance.all_logs(run_id):
+        if entry.dagster_event is None:
+            logs.setdefault(entry.step_key, []).append(entry.user_message)
+    return logs
 
 
 def test_online_enrichment_with_an_api_key_that_never_leaks(
@@ -49,14 +60,20 @@ def test_online_enrichment_with_an_api_key_that_never_leaks(
     wiki = MediaWikiFake({"Halo 3": "Halo 3 is a 2007 first-person shooter by Bungie."})
     llm = OpenAIFake(scripted)
     caplog.set_level(logging.DEBUG)
-    with serve(wiki.handler()) as wiki_url, serve(llm.handler()) as llm_url:
+    with (
+        dg.DagsterInstance.ephemeral() as instance,
+        serve(wiki.handler()) as wiki_url,
+        serve(llm.handler()) as llm_url,
+    ):
         result = materialize(
             resources_for,
             csv,
+            instance,
             steam_source=SteamSource(path=str(steam)),
             wikipedia=WikipediaAPI(api_url=wiki_url, min_interval_s=0.0),
             llm=LLMService(base_url=f"{llm_url}/v1", model="fake-model"),
         )
+        logs = step_logs(instance, result.run_id)
     assert result.success
     facts = materialization_metadata(result, "wiki_enrichment")
     assert (facts["status/llm"], facts["status/rules"], facts["llm_requests"]) == (1, 4, 1)
@@ -77,6 +94,20 @@ def test_online_enrichment_with_an_api_key_that_never_leaks(
         and "Platform: Xbox 360" in halo
     )
     assert "Price: 9.99 USD" in half_life and "Developers: Valve" in half_life
+    # each step's progress reaches its Dagster log, to the end: the Steam names and the titles
+    # without an exact match encoded, the titles asked of Wikipedia, every item's facts
+    closing = {
+        "steam_enrichment": [
+            "text encoding: 2 / 2 texts (100.0%)",
+            "text encoding: 4 / 4 texts (100.0%)",
+        ],
+        "wiki_summaries": ["Wikipedia: 5 / 5 titles (100.0%)"],
+        "wiki_enrichment": ["fact extraction: 5 / 5 items (100.0%)"],
+    }
+    for step, starts in closing.items():
+        lines = [line for line in logs[step] if ", took " in line]
+        assert len(lines) == len(starts), lines
+        assert all(line.startswith(start) for line, start in zip(lines, starts, strict=True)), lines
 
 
 def test_offline_makes_no_connection_at_all(tmp_path, small, resources_for, monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import socket
@@ -487,12 +488,37 @@ def test_a_failed_reload_keeps_the_old_model_and_says_so(graph, client, monkeypa
     from recsys_pipeline.serving import app as app_module
 
     server = client.app.state.server
+    before = server.bundle
+    healthy = client.get("/health")
+    assert healthy.status_code == 200 and healthy.json()["last_error"] is None
     monkeypatch.setattr(app_module, "published_version", lambda root: "a-version-that-breaks")
     assert not server.reload_if_newer()
-    health = client.get("/health").json()
+    degraded = client.get("/health")
+    # 503, so that a probe or load balancer sees it; the same body, saying why
+    assert degraded.status_code == 503 and degraded.headers["content-type"] == "application/json"
+    health = degraded.json()
     assert health["status"] == "degraded" and "a-version-that-breaks" in health["last_error"]
+    assert health.keys() == healthy.json().keys()
+    assert health["index_version"] == before.version and health["model"] == "sft"
+    declared = client.get("/openapi.json").json()["paths"]["/health"]["get"]["responses"]
+    for status in ("200", "503"):  # one schema for both answers
+        schema = declared[status]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/Health"}, status
+    assert client.head("/health").status_code == 503
     assert recommend(client, user_id=1)["model"] == "sft"  # still serving
-    server.last_error = None
+
+    # the next version published loads: healthy again
+    newer = dataclasses.replace(before, version="a-version-that-loads")
+    monkeypatch.setattr(app_module, "published_version", lambda root: newer.version)
+    monkeypatch.setattr(app_module, "load_bundle", lambda store, version: newer)
+    try:
+        assert server.reload_if_newer()
+        health = client.get("/health")
+        assert health.status_code == 200 and health.json()["status"] == "ok"
+        assert health.json()["last_error"] is None
+        assert health.json()["index_version"] == "a-version-that-loads"
+    finally:  # the module's other tests share this server
+        server.bundle, server.last_error = before, None
 
 
 def free_port() -> int:
@@ -536,7 +562,7 @@ def test_the_service_binds_to_127_0_0_1_unless_told_otherwise(graph, tmp_path):
         assert listening(port) == {"0100007F"}  # 127.0.0.1, and nothing else
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        server.communicate(timeout=30)
     empty = {**env, "RECSYS_DATA_DIR": str(tmp_path / "nothing")}
     done = subprocess.run(
         [sys.executable, "-m", "recsys_pipeline.serving"], cwd=REPO, env=empty, capture_output=True

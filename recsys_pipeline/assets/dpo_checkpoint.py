@@ -14,7 +14,7 @@ from recsys_pipeline.assets.config import config_from_settings
 from recsys_pipeline.assets.failures import failing_clearly, load_model
 from recsys_pipeline.assets.launch import train_into, work_dir_for
 from recsys_pipeline.assets.metadata import table
-from recsys_pipeline.assets.sft_checkpoint import PROCESSES
+from recsys_pipeline.assets.sft_checkpoint import PROCESSES, tracking_metadata
 from recsys_pipeline.assets.versions import (
     Inputs,
     data_version,
@@ -130,6 +130,7 @@ def train_dpo_checkpoint(
             "loss_type": ",".join(settings.loss_type),
             **reward_summary(report.history),
             "resumed_from": report.resumed_from or "",
+            **tracking_metadata(store.published["dpo_checkpoint"], report.tracker_runs),
         },
     )
 

@@ -32,7 +32,9 @@ def evaluation(
     on the validation and the test targets, full ranking over all items."""
     from recsys_pipeline.data.split import read_split
     from recsys_pipeline.data.vocab import load_vocab
+    from recsys_pipeline.monitoring.progress import Progress
     from recsys_pipeline.ranking.baselines import popularity_scorer, transition_scorer
+    from recsys_pipeline.ranking.full_ranking import counted
     from recsys_pipeline.ranking.protocol import METRICS_FILE, evaluate_targets, write_evaluation
     from recsys_pipeline.ranking.scoring import model_scorer
 
@@ -47,8 +49,13 @@ def evaluation(
         for name, key in MODEL_CHECKPOINTS.items():
             scorers[name] = model_scorer(load_model(inputs[key]), vocab)
     exclude = config.exclude_history
-    results = evaluate_targets(scorers, split, vocab, exclude_history=exclude)
-    validation = evaluate_targets(scorers, split, vocab, exclude_history=exclude, stage="valid")
+    # every user with targets, ranked by each model on the test and on the validation targets
+    total = 2 * len(scorers) * int(split.splittable.sum())
+    label = f"evaluation ({len(scorers)} models, test and validation targets)"
+    with Progress(context.log.info, label, total, "users") as progress:
+        scorers = {name: counted(scorer, progress) for name, scorer in scorers.items()}
+        results = evaluate_targets(scorers, split, vocab, exclude_history=exclude)
+        validation = evaluate_targets(scorers, split, vocab, exclude_history=exclude, stage="valid")
     with store.writing("evaluation") as folder:
         report = write_evaluation(results, folder, validation)
 

@@ -72,7 +72,7 @@ def embed_items(
         split = read_split(inputs["sequences"])
     device = default_device()
     context.log.info(f"encoding {len(texts)} item texts with {settings.model} on {device}")
-    built = build_item_vectors(texts, split.train, vocab, settings, device)
+    built = build_item_vectors(texts, split.train, vocab, settings, device, context.log.info)
 
     rng = np.random.default_rng(settings.seed)
     sample = rng.choice(vocab.n_items, min(PLOTTED, vocab.n_items), replace=False)

@@ -82,6 +82,7 @@ def predict(
         TOP_K,
         exclude_history=config.exclude_history,
         batch_size=config.batch_size,
+        progress_log=context.log.info,
     ).items
     with store.writing("predictions") as out:
         write_top_k_csv(out / PREDICTIONS_FILE, histories.user_ids, top_items)

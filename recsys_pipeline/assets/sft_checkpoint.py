@@ -1,6 +1,7 @@
 """sft_checkpoint: the two-stage supervised SASRec model (GPU-tagged)."""
 
 import shutil
+from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
@@ -125,7 +126,22 @@ def train(
         )
         (folder / "curves.png").write_bytes(plot)
     shutil.rmtree(work_dir, ignore_errors=True)
-    return published(context, store, version, training_metadata(report, plot, settings))
+    metadata = {
+        **training_metadata(report, plot, settings),
+        **tracking_metadata(store.published["sft_checkpoint"], report.tracker_runs),
+    }
+    return published(context, store, version, metadata)
+
+
+def tracking_metadata(folder: Path, runs: dict[str, dict[str, str]]) -> dict:
+    """Where the training's experiment tracker holds the run: the TensorBoard event files kept
+    in the published ``folder``, and the runs an MLflow server recorded (per stage)."""
+    metadata: dict[str, object] = {}
+    if (folder / "tensorboard").is_dir():
+        metadata["tensorboard_logdir"] = dg.MetadataValue.path(str(folder / "tensorboard"))
+    if runs:
+        metadata["tracker_runs"] = dg.MetadataValue.json(runs)
+    return metadata
 
 
 def training_metadata(report: object, plot: bytes, settings: SFTSettings) -> dict:

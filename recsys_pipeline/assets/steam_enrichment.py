@@ -27,7 +27,10 @@ SHOWN = 8
 NO_FILE = "none"
 
 
-@dg.observable_source_asset(group_name="enrichment", automation_condition=OBSERVE)
+# observed like input_file (raw_csv.py): no deprecated SourceAsset; beta, see test_contracts.py
+@dg.multi_observable_source_asset(
+    specs=[dg.AssetSpec("steam_file", group_name="enrichment", automation_condition=OBSERVE)]
+)
 def steam_file(steam_source: SteamSource, storage: RecsysStorage) -> dg.ObserveResult:
     """The Steam games table steam_enrichment matches against: the sha256 of its bytes."""
     path = steam_source.locate(storage.raw_dir)
@@ -109,7 +112,9 @@ def match_catalog(
         titles,
         loaded.games,
         settings.threshold,
-        lambda t: encode_texts(t, settings.model, batch_size=settings.batch_size),
+        lambda t: encode_texts(
+            t, settings.model, batch_size=settings.batch_size, progress_log=context.log.info
+        ),
     )
     table = matches_table(item_ids, loaded.games, matches)
     with store.writing("steam_enrichment") as folder:

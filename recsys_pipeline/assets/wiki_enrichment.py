@@ -37,7 +37,7 @@ def wiki_summaries(
     client = wikipedia.client(cache)
     if wikipedia.offline:
         context.log.info("RECSYS_OFFLINE=1: Wikipedia summaries come from the cache only")
-    summaries = client.summaries(queries)
+    summaries = client.summaries(queries, progress_log=context.log.info)
     with store.writing("wiki_summaries") as folder:
         table = write_summaries(folder, item_ids, queries, [summaries.get(q) for q in queries])
     cached = len(cache)
@@ -84,7 +84,8 @@ def wiki_enrichment(
         steam = read_steam_facts(inputs["steam_enrichment"])
     cache = JsonCache(storage.root / "cache" / "llm.sqlite")
     extractor = llm.extractor(cache, log_line=context.log.warning)
-    results = extractor.extract(list(zip(titles, summaries, steam, strict=True)))
+    items = list(zip(titles, summaries, steam, strict=True))
+    results = extractor.extract(items, progress_log=context.log.info)
     cache.close()
     with store.writing("wiki_enrichment") as folder:
         write_facts(folder, item_ids, results)

@@ -1,11 +1,11 @@
 """Structured facts about an item: from an LLM reading its Wikipedia summary (any
-OpenAI-compatible endpoint, JSON-schema structured output validated with pydantic), or from
-rules when there is no key, no network or no answer.
+OpenAI-compatible endpoint; structured output through the openai client's typed parsing, which
+sends ``ItemFacts`` as a strict JSON schema and validates the answer with it), or from rules when
+there is no key, no network or no answer.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from recsys_pipeline.enrichment.cache import JsonCache, cache_key
 from recsys_pipeline.enrichment.titles import platform_from_title
+from recsys_pipeline.monitoring.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -53,27 +54,6 @@ class ItemFacts(BaseModel):
     developers: list[str] = Field(default_factory=list)
     item_type: Literal["Game", "Hardware", "Unknown"] = "Unknown"
     platform: str | None = None
-
-
-def response_format() -> dict:
-    """OpenAI structured output: a strict JSON schema (every field required, nullable)."""
-    schema = {
-        "type": "object",
-        "properties": {
-            "release_year": {"type": ["integer", "null"]},
-            "price": {"type": ["number", "null"]},
-            "genres": {"type": "array", "items": {"type": "string"}},
-            "developers": {"type": "array", "items": {"type": "string"}},
-            "item_type": {"type": "string", "enum": ["Game", "Hardware", "Unknown"]},
-            "platform": {"type": ["string", "null"]},
-        },
-        "required": ["release_year", "price", "genres", "developers", "item_type", "platform"],
-        "additionalProperties": False,
-    }
-    return {
-        "type": "json_schema",
-        "json_schema": {"name": "item_facts", "schema": schema, "strict": True},
-    }
 
 
 def rule_based_facts(title: str, summary: str | None, steam: dict | None) -> ItemFacts:
@@ -168,11 +148,21 @@ class FactExtractor:
             self.log_line(f"LLM fact extraction off ({reason}): using the rule-based extractor")
 
     def extract(
-        self, items: list[tuple[str, str | None, dict | None]]
+        self,
+        items: list[tuple[str, str | None, dict | None]],
+        progress_log: Callable[[str], None] | None = None,
     ) -> list[tuple[ItemFacts, str]]:
-        """(facts, status) per (title, summary, steam facts)."""
-        with ThreadPoolExecutor(max_workers=max(1, self.settings.concurrency)) as pool:
-            return list(pool.map(lambda item: self._one(*item), items))
+        """(facts, status) per (title, summary, steam facts); progress lines go to
+        ``progress_log``."""
+        with Progress(progress_log, "fact extraction", len(items), "items") as progress:
+
+            def one(item: tuple[str, str | None, dict | None]) -> tuple[ItemFacts, str]:
+                answer = self._one(*item)
+                progress.update()
+                return answer
+
+            with ThreadPoolExecutor(max_workers=max(1, self.settings.concurrency)) as pool:
+                return list(pool.map(one, items))
 
     def _one(self, title: str, summary: str | None, steam: dict | None) -> tuple[ItemFacts, str]:
         if not summary or self._client is None or self.stats.fallback_reason is not None:
@@ -199,28 +189,35 @@ class FactExtractor:
         return facts, status
 
     def _ask(self, user: str) -> tuple[ItemFacts, str]:
+        from openai import ContentFilterFinishReasonError, LengthFinishReasonError
+
         for _ in range(1 + self.settings.invalid_retries):
-            response = self._client.chat.completions.create(
+            # The raw response: its usage is counted before the client parses the answer, since
+            # an answer that is not ItemFacts raises there and is paid for all the same.
+            raw = self._client.chat.completions.with_raw_response.parse(
                 model=self.settings.model,
                 messages=[
                     {"role": "system", "content": SYSTEM_PROMPT},
                     {"role": "user", "content": user},
                 ],
-                response_format=response_format(),
+                response_format=ItemFacts,
             )
-            usage = response.usage
+            usage = raw.http_response.json().get("usage") or {}
             self.stats.add(
                 requests=1,
-                prompt_tokens=(usage.prompt_tokens or 0) if usage else 0,
-                completion_tokens=(usage.completion_tokens or 0) if usage else 0,
+                prompt_tokens=usage.get("prompt_tokens") or 0,
+                completion_tokens=usage.get("completion_tokens") or 0,
             )
-            message = response.choices[0].message
-            if getattr(message, "refusal", None):
-                return ItemFacts(), REFUSED
             try:
-                return ItemFacts.model_validate(json.loads(message.content or "")), LLM
-            except (ValueError, ValidationError):
+                message = raw.parse().choices[0].message
+            except ContentFilterFinishReasonError:  # the endpoint's filter declined to answer
+                return ItemFacts(), REFUSED
+            except (ValidationError, LengthFinishReasonError):  # not ItemFacts, or cut short
                 continue
+            if message.refusal:
+                return ItemFacts(), REFUSED
+            if message.parsed is not None:  # None: an answer without content
+                return message.parsed, LLM
         return ItemFacts(), INVALID
 
     @property

@@ -5,6 +5,7 @@ hidden size with PCA."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from recsys_pipeline.data.histories import Histories
 from recsys_pipeline.data.vocab import ItemVocab
 from recsys_pipeline.models.precision import fast_dtype
+from recsys_pipeline.monitoring.progress import Progress
 
 if TYPE_CHECKING:
     import torch
@@ -36,6 +38,8 @@ SOURCE_TEXT, SOURCE_NEIGHBOURS, SOURCE_RANDOM = "text", "neighbours", "random"
 # in bf16 (AVX-512 BF16; within 2.9e-3, bf16's rounding), by bench/encoder_batch.py.
 # GPUs want large batches; the GPU profile sets its own.
 CPU_ENCODE_BATCH = 64
+# batches per call of the encoder, between two progress counts
+ENCODE_BATCHES_PER_UPDATE = 16
 
 
 class EmbeddingSettings(BaseModel):
@@ -91,14 +95,28 @@ def encode_texts(
     model_name_or_path: str,
     device: str = "cpu",
     batch_size: int = CPU_ENCODE_BATCH,
+    progress_log: Callable[[str], None] | None = None,
 ) -> np.ndarray:
-    """Unit-length sentence embeddings, one row per text (each distinct text encoded once)."""
+    """Unit-length sentence embeddings, one row per text (each distinct text encoded once);
+    progress lines go to ``progress_log``."""
     model = load_encoder(model_name_or_path, device)
     distinct, inverse = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
-    vectors = model.encode(
-        distinct.tolist(), batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False
-    )
-    return np.asarray(vectors, dtype=np.float32)[inverse]
+    # Encoded in slices for the progress count, longest texts first as sentence-transformers
+    # orders one call's texts, so that each batch still holds texts of similar length.
+    order = np.argsort([-len(text) for text in distinct], kind="stable")
+    step = batch_size * ENCODE_BATCHES_PER_UPDATE
+    vectors = np.empty((len(distinct), model.get_embedding_dimension()), np.float32)
+    with Progress(progress_log, "text encoding", len(distinct), "texts") as progress:
+        for start in range(0, len(order), step):
+            rows = order[start : start + step]
+            vectors[rows] = model.encode(
+                distinct[rows].tolist(),
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
+            progress.update(len(rows))
+    return vectors[inverse]
 
 
 @dataclass(frozen=True)
@@ -175,14 +193,20 @@ class ItemVectors:
 
 
 def build_item_vectors(
-    texts: list[str], train: Histories, vocab: ItemVocab, settings: EmbeddingSettings, device: str
+    texts: list[str],
+    train: Histories,
+    vocab: ItemVocab,
+    settings: EmbeddingSettings,
+    device: str,
+    progress_log: Callable[[str], None] | None = None,
 ) -> ItemVectors:
-    """Encode the usable texts, fill the rest from neighbours, fit to ``settings.dimensions``."""
+    """Encode the usable texts (progress lines to ``progress_log``), fill the rest from
+    neighbours, fit to ``settings.dimensions``."""
     known = np.array([not is_placeholder(t) for t in texts])
     raw = np.zeros((vocab.n_items, 1), dtype=np.float32)
     if known.any():
         usable = [t for t, k in zip(texts, known, strict=True) if k]
-        encoded = encode_texts(usable, settings.model, device, settings.batch_size)
+        encoded = encode_texts(usable, settings.model, device, settings.batch_size, progress_log)
         raw = np.zeros((vocab.n_items, encoded.shape[1]), dtype=np.float32)
         raw[known] = encoded
     filled = fill_from_neighbours(raw, known, train, vocab, seed=settings.seed)

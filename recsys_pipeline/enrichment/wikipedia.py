@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from recsys_pipeline.enrichment.cache import JsonCache
+from recsys_pipeline.monitoring.progress import Progress
 
 API_URL = "https://en.wikipedia.org/w/api.php"
 SUMMARIES_FILE = "summaries.parquet"
@@ -75,8 +76,11 @@ class WikipediaClient:
         self.session.mount("https://", HTTPAdapter(max_retries=retry))
         self.session.headers["User-Agent"] = user_agent(contact)
 
-    def summaries(self, titles: Iterable[str]) -> dict[str, Summary]:
-        """One Summary per distinct title; cached answers are reused, failures are not cached."""
+    def summaries(
+        self, titles: Iterable[str], progress_log: Callable[[str], None] | None = None
+    ) -> dict[str, Summary]:
+        """One Summary per distinct title; cached answers are reused, failures are not cached.
+        Progress lines (titles asked of the API) go to ``progress_log``."""
         wanted = list(dict.fromkeys(t for t in titles if t))
         found: dict[str, Summary] = {}
         todo = []
@@ -91,27 +95,30 @@ class WikipediaClient:
             found.update({t: Summary(OFFLINE) for t in todo})
             return found
         failures = 0
-        for start in range(0, len(todo), BATCH):
-            batch = todo[start : start + BATCH]
-            if failures >= self.give_up_after:
-                log.warning(
-                    f"Wikipedia unreachable ({failures} failed requests in a row): the remaining "
-                    f"{len(todo) - start} titles are skipped this run"
-                )
-                found.update({t: Summary(FAILED) for t in todo[start:]})
-                break
-            try:
-                answers = self._query(batch)
-            except requests.RequestException as exc:
-                failures += 1
-                log.warning(f"Wikipedia request for {len(batch)} titles failed: {_reason(exc)}")
-                found.update({t: Summary(FAILED) for t in batch})
-                continue
-            failures = 0
-            for title in batch:
-                summary = answers.get(title, Summary(MISSING))
-                self.cache.put(self._key(title), summary.__dict__)
-                found[title] = summary
+        with Progress(progress_log, "Wikipedia", len(todo), "titles") as progress:
+            for start in range(0, len(todo), BATCH):
+                batch = todo[start : start + BATCH]
+                if failures >= self.give_up_after:
+                    log.warning(
+                        f"Wikipedia unreachable ({failures} failed requests in a row): the "
+                        f"remaining {len(todo) - start} titles are skipped this run"
+                    )
+                    found.update({t: Summary(FAILED) for t in todo[start:]})
+                    break
+                try:
+                    answers = self._query(batch)
+                except requests.RequestException as exc:
+                    failures += 1
+                    log.warning(f"Wikipedia request for {len(batch)} titles failed: {_reason(exc)}")
+                    found.update({t: Summary(FAILED) for t in batch})
+                    continue
+                finally:  # asked, whether it failed or not
+                    progress.update(len(batch))
+                failures = 0
+                for title in batch:
+                    summary = answers.get(title, Summary(MISSING))
+                    self.cache.put(self._key(title), summary.__dict__)
+                    found[title] = summary
         return found
 
     def _key(self, title: str) -> str:

@@ -10,6 +10,7 @@ import numpy as np
 
 from recsys_pipeline.data.histories import Histories
 from recsys_pipeline.data.vocab import ItemVocab
+from recsys_pipeline.monitoring.progress import Progress
 from recsys_pipeline.ranking.metrics import TOP_K, ranking_metrics, target_ranks, top_k
 
 if TYPE_CHECKING:
@@ -29,6 +30,18 @@ class Ranked:
         if self.ranks is None:
             raise ValueError("no targets were ranked")
         return ranking_metrics(self.ranks, k)
+
+
+def counted(scorer: Scorer, progress: Progress) -> Scorer:
+    """``scorer``, counting into ``progress`` the users it has scored: the progress of any
+    ranking that runs it, batch by batch."""
+
+    def score(histories: Histories) -> torch.Tensor:
+        scores = scorer(histories)
+        progress.update(len(histories))
+        return scores
+
+    return score
 
 
 def history_columns(histories: Histories, vocab: ItemVocab) -> tuple[np.ndarray, np.ndarray]:

@@ -10,6 +10,7 @@ k of both are kept (the bias only moves the user's own items, so nothing else ca
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from recsys_pipeline.data.histories import Histories
 from recsys_pipeline.data.vocab import ItemVocab
+from recsys_pipeline.monitoring.progress import Progress
 from recsys_pipeline.ranking.full_ranking import history_columns
 from recsys_pipeline.ranking.metrics import TOP_K
 
@@ -194,12 +196,14 @@ def recommend(
     batch_size: int = 4096,
     item_vectors: np.ndarray | None = None,
     allow_fewer: bool = False,
+    progress_log: Callable[[str], None] | None = None,
 ) -> Recommended:
     """(n_users, k) item ids and scores, best first: the model's exact top-k after each user's
     history, seen-item bias included, or with everything the user has excluded.
     ``item_vectors``: the model's item output rows, when the caller keeps them (a service).
     A user with fewer than k recommendable items raises, unless ``allow_fewer`` (a service, which
-    answers with what there is): then their row is padded with scores of -inf."""
+    answers with what there is): then their row is padded with scores of -inf.
+    ``progress_log``: where progress lines go (users done, batch by batch)."""
     import torch
 
     from recsys_pipeline.ranking.scoring import (
@@ -213,21 +217,23 @@ def recommend(
     bias = seen_bias_of(model)
     tops, scores = [], []
     model.eval()
-    for start in range(0, len(histories), batch_size):
-        batch = histories.rows(start, start + batch_size)
-        ids, mask = model_inputs(model, batch, vocab)
-        with torch.no_grad():
-            hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state
-        queries = hidden[:, -1].float().cpu().numpy()
-        if exclude_history:
-            own, shift = padded(*history_columns(batch, vocab), len(batch)), -np.inf
-        elif bias is not None:
-            own, shift = seen_columns(model, ids, mask), bias
-        else:
-            own, shift = np.empty((len(batch), 0), dtype=np.int64), 0.0
-        columns, best = top_k_with_history(index, queries, items, own, shift, k, allow_fewer)
-        tops.append(columns)
-        scores.append(best)
+    with Progress(progress_log, f"top-{k} recommendations", len(histories), "users") as progress:
+        for start in range(0, len(histories), batch_size):
+            batch = histories.rows(start, start + batch_size)
+            ids, mask = model_inputs(model, batch, vocab)
+            with torch.no_grad():
+                hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state
+            queries = hidden[:, -1].float().cpu().numpy()
+            if exclude_history:
+                own, shift = padded(*history_columns(batch, vocab), len(batch)), -np.inf
+            elif bias is not None:
+                own, shift = seen_columns(model, ids, mask), bias
+            else:
+                own, shift = np.empty((len(batch), 0), dtype=np.int64), 0.0
+            columns, best = top_k_with_history(index, queries, items, own, shift, k, allow_fewer)
+            tops.append(columns)
+            scores.append(best)
+            progress.update(len(batch))
     if not tops:
         return Recommended(np.empty((0, k), np.int64), np.empty((0, k), np.float32))
     # padding (column -1) decodes as the first item: an id of the catalog's kind, marked by -inf

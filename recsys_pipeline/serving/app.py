@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.encoders import jsonable_encoder
@@ -110,6 +110,22 @@ class ItemInfo(BaseModel):
     item_id: ItemId
     title: str
     purchases: int
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"] = Field(
+        description="degraded (answered 503): the last reload failed, the model before it serves"
+    )
+    model: str
+    model_version: str
+    index_version: str
+    index_kind: str
+    catalog_size: int
+    known_users: int
+    max_history_length: int
+    loaded_at: float
+    uptime_seconds: float
+    last_error: str | None = Field(description="why the last reload failed; null once one works")
 
 
 class Refusal(BaseModel):
@@ -595,22 +611,30 @@ def create_app(
             item_id=key, title=bundle.titles[key], purchases=bundle.popularity_counts[key]
         )
 
-    @app.get("/health")
-    def health() -> dict:
-        bundle = server.bundle
-        return {
-            "status": "degraded" if server.last_error else "ok",
-            "model": bundle.model_name,
-            "model_version": bundle.model_version,
-            "index_version": bundle.version,
-            "index_kind": bundle.index_kind,
-            "catalog_size": bundle.vocab.n_items,
-            "known_users": len(bundle.histories),
-            "max_history_length": bundle.max_history_length,
-            "loaded_at": bundle.loaded_at,
-            "uptime_seconds": time.time() - server.started,
-            "last_error": server.last_error,
-        }
+    @app.get(
+        "/health",
+        response_model=Health,
+        responses={503: {"model": Health, "description": "degraded: the last reload failed"}},
+    )
+    def health(response: Response) -> Health:
+        # There is always a model: the service does not start without one (__main__.py). A
+        # failed reload leaves it serving an older model than the one published, which a probe
+        # or load balancer must see without parsing the body.
+        bundle, error = server.bundle, server.last_error
+        response.status_code = 503 if error else 200
+        return Health(
+            status="degraded" if error else "ok",
+            model=bundle.model_name,
+            model_version=bundle.model_version,
+            index_version=bundle.version,
+            index_kind=bundle.index_kind,
+            catalog_size=bundle.vocab.n_items,
+            known_users=len(bundle.histories),
+            max_history_length=bundle.max_history_length,
+            loaded_at=bundle.loaded_at,
+            uptime_seconds=time.time() - server.started,
+            last_error=error,
+        )
 
     @app.get("/metrics", response_class=PlainTextResponse)
     def metrics() -> PlainTextResponse:
