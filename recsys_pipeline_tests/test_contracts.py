@@ -235,3 +235,42 @@ def test_dagster_stale_status_resolver_follows_data_and_code_versions(instance):
     run(first, "downstream")
     # new code for the reader: the reader is stale, the downstream only once it is rebuilt
     expect(graph("2"), "STALE", "FRESH", "the reader's code version changed")
+
+
+# --- torch: models/fused_loss.py -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_torch_private_softmax_writes_the_softmax_into_its_out_buffer(dtype):
+    """The fused loss's hot loop writes each chunk's softmax into a preallocated buffer through
+    torch._softmax(x, dim, half_to_float=False, out=...): the public softmax takes no out=."""
+    logits = torch.randn(4, 33).to(dtype)
+    buffer = torch.empty_like(logits)
+    returned = torch._softmax(logits, 1, False, out=buffer)
+    expected = torch.softmax(logits.float(), 1).to(dtype)
+    assert returned.data_ptr() == buffer.data_ptr(), changed("torch", "_softmax's out= buffer")
+    assert torch.allclose(buffer.float(), expected.float(), atol=1e-2), changed(
+        "torch", "what _softmax computes"
+    )
+
+
+# --- transformers: models/modeling_sasrec.py -----------------------------------------------------
+
+
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+def test_transformers_attention_choice_is_config_attn_implementation(implementation):
+    """The model picks its attention function as transformers' own models do:
+    ALL_ATTENTION_FUNCTIONS[config._attn_implementation] (eager: the model's own function)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    config = AutoConfig.for_model(
+        "sasrec", vocab_size=20, hidden_size=16, num_hidden_layers=1, num_attention_heads=2
+    )
+    model = AutoModelForCausalLM.from_config(config, attn_implementation=implementation)
+    assert model.config._attn_implementation == implementation, changed(
+        "transformers", "where the chosen attention implementation is kept"
+    )
+    assert implementation == "eager" or implementation in ALL_ATTENTION_FUNCTIONS, changed(
+        "transformers", "the registry of attention functions"
+    )

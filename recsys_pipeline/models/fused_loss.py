@@ -72,7 +72,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
                     (seen_bias * valid).to(compute_dtype).view(-1),
                     accumulate=True,
                 )
-            # softmax accumulates in float32 for reduced-precision inputs
+            # softmax accumulates in float32 for reduced-precision inputs; the private op is the
+            # one with out= (no allocation per chunk), pinned in test_contracts.py
             torch._softmax(logits, 1, False, out=probs)
             log_p = probs.gather(1, t[:, None]).float().clamp_min_(_TINY).log_()
             if label_smoothing:
