@@ -38,7 +38,7 @@ class SteamFileError(ValueError):
 class SteamMatchSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    # chosen on a hand-labelled sample (README: "Steam matching")
+    # chosen on a hand-labelled sample (docs/enrichment.md: "Steam matching")
     threshold: float = Field(
         0.88, ge=0.0, le=1.0, description="title-embedding cosine above which a match is taken"
     )
