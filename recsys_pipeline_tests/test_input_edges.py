@@ -8,6 +8,7 @@ import bz2
 import gzip
 import hashlib
 import lzma
+import pathlib
 import zipfile
 
 import pytest
@@ -230,3 +231,23 @@ def test_parquet_timestamps_of_a_time_type_keep_their_order(tmp_path):
     pq.write_table(table, tmp_path / "log.parquet")
     parsed = parse_input(tmp_path / "log.parquet")
     assert by_user(parsed.histories) == {"a": [2, 3, 1]} and parsed.quarantined == []
+
+
+@pytest.mark.parametrize("fmt", ["course", "log"])
+def test_a_regular_file_is_opened_three_times_sniff_header_parse(tmp_path, monkeypatch, fmt):
+    """parse_input hands the layout and header it read to the parser, which reads neither again."""
+    path = tmp_path / "in.csv.gz"
+    plain = write_rows(tmp_path / "plain.csv", tiny_rows())
+    if fmt == "log":
+        write_log(plain, as_log(tiny_rows()))
+    path.write_bytes(gzip.compress(plain.read_bytes()))
+    opened, real_open = [], pathlib.Path.open
+
+    def counting_open(self, *args, **kwargs):
+        if self == path:
+            opened.append(args)
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "open", counting_open)
+    assert len(parse_input(path).histories) == len(tiny_rows())
+    assert len(opened) == 3

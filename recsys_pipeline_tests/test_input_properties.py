@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recsys_pipeline.data.input_formats import InputFileError, parse_input
+from recsys_pipeline_tests.test_interaction_log import by_user
 
 PROPERTY_SETTINGS = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -138,10 +139,6 @@ def logs(draw: st.DrawFn) -> str:
     writer.writerow(["user_id", "item_id", "timestamp", "title"])
     writer.writerows(rows)
     return out.getvalue()
-
-
-def by_user(histories) -> dict:
-    return {u: histories[r].tolist() for r, u in enumerate(histories.user_ids.tolist())}
 
 
 @PROPERTY_SETTINGS

@@ -23,7 +23,7 @@ def is_string_ids(ids: np.ndarray) -> bool:
 def as_ids(values: object) -> np.ndarray:
     """Ids as an array of their own kind: int64 when they are integers, else variable-width
     strings."""
-    if isinstance(values, np.ndarray) and values.dtype == STRING_IDS:
+    if isinstance(values, np.ndarray) and is_string_ids(values):
         return values
     if isinstance(values, list | tuple) and any(isinstance(v, str) for v in values):
         # straight to StringDType: np.asarray would first build a fixed-width array

@@ -135,11 +135,12 @@ def _read_header(path: Path, rows: Iterator[tuple[int, list[str]]]) -> list[str]
     raise InputFileError(path, "the file is empty (expected a header and at least one row)")
 
 
-def parse_sequences_csv(path: Path) -> ParsedSequences:
+def parse_sequences_csv(path: Path, layout: Layout | None = None) -> ParsedSequences:
     """Parse the course CSV; raise InputFileError when the file as a whole is unusable (the share
-    of quarantined rows is checked by ``input_formats.parse_input``)."""
+    of quarantined rows is checked by ``input_formats.parse_input``). ``layout`` when the caller
+    has sniffed it already."""
     path = Path(path)
-    layout = layout_of(path)
+    layout = layout or layout_of(path)
     csv.field_size_limit(MAX_FIELD_BYTES)
 
     digest = hashlib.sha256()

@@ -129,9 +129,9 @@ def parse_input(
     try:
         names = header_of(path, layout)
         if all(name in names for name in LOG_COLUMNS):
-            parsed = parse_interaction_log(path)
+            parsed = parse_interaction_log(path, layout, names)
         elif all(name in names for name in SEQUENCE_COLUMNS):
-            parsed = parse_sequences_csv(path)
+            parsed = parse_sequences_csv(path, layout)
         else:
             raise missing_columns_error(path, names)
     except UnicodeDecodeError as exc:  # surrogateescape cannot keep every bad UTF-16/32 unit
@@ -207,14 +207,22 @@ def add_item_titles(parsed: ParsedSequences, path: Path, max_quarantine_fraction
     )
 
 
+def row_problem(row: list[str], width: int) -> str | None:
+    """Why a CSV record is no row of a file whose header has ``width`` fields, or None."""
+    if len(row) != width:
+        return f"{len(row)} fields where the header has {width}"
+    if SURROGATE.search("".join(row)):
+        return "bytes that are not valid UTF-8"
+    return None
+
+
 def _items_row_problem(
     row: list[str], width: int, item: str, strings: bool
 ) -> tuple[str, str] | None:
     """(field, reason) of a bad items-file row, or None."""
-    if len(row) != width:
-        return "(row)", f"{len(row)} fields where the header has {width}"
-    if SURROGATE.search("".join(row)):
-        return "(row)", "bytes that are not valid UTF-8"
+    reason = row_problem(row, width)
+    if reason is not None:
+        return "(row)", reason
     if strings:
         problem = string_id_problem(item)
         return None if problem is None else ("item_id", problem)

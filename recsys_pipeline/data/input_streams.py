@@ -93,17 +93,21 @@ def layout_of(path: Path) -> Layout:
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "file not found")
-    with path.open("rb") as handle:
+    with path.open("rb") as handle:  # one open: the magic bytes, then the (decompressed) head
         magic = handle.read(8)
-    if magic.startswith(PARQUET_MAGIC):
-        return Layout(parquet=True, compression=None, encoding="utf-8")
-    for prefix, cause in _UNREADABLE.items():
-        if magic.startswith(prefix):
-            raise InputFileError(path, f"the file is {cause}")
-    compression = next((n for n, (m, _) in _DECOMPRESSORS.items() if magic.startswith(m)), None)
-    with _decompressed(path, compression, None) as handle:
+        if magic.startswith(PARQUET_MAGIC):
+            return Layout(parquet=True, compression=None, encoding="utf-8")
+        for prefix, cause in _UNREADABLE.items():
+            if magic.startswith(prefix):
+                raise InputFileError(path, f"the file is {cause}")
+        compression = next((n for n, (m, _) in _DECOMPRESSORS.items() if magic.startswith(m)), None)
+        handle.seek(0)
         try:
-            head = handle.read(_SNIFF_BYTES)
+            if compression is None:
+                head = handle.read(_SNIFF_BYTES)
+            else:
+                with _DECOMPRESSORS[compression][1](handle) as decompressed:
+                    head = decompressed.read(_SNIFF_BYTES)
         except DECOMPRESSION_ERRORS as exc:
             raise InputFileError(path, f"the {compression} data is corrupt: {exc}") from exc
     encoding = next((name for bom, name in _BYTE_ORDER_MARKS if head.startswith(bom)), "utf-8")
@@ -118,26 +122,18 @@ def layout_of(path: Path) -> Layout:
 
 
 @contextmanager
-def _decompressed(
-    path: Path, compression: str | None, digest: hashlib._Hash | None
-) -> Iterator[BinaryIO]:
+def open_binary(path: Path, layout: Layout, digest: hashlib._Hash | None) -> Iterator[BinaryIO]:
+    """The file's decompressed bytes; ``digest`` (when given) sees the file's own bytes."""
     raw = path.open("rb", buffering=0)
     if digest is not None:
         raw = HashingReader(raw, digest)
     # a decompressor does not close the file it was handed: close both, innermost last
     with io.BufferedReader(raw, 1 << 20) as binary:
-        if compression is None:
+        if layout.compression is None:
             yield binary
         else:
-            with _DECOMPRESSORS[compression][1](binary) as decompressed:
+            with _DECOMPRESSORS[layout.compression][1](binary) as decompressed:
                 yield decompressed
-
-
-@contextmanager
-def open_binary(path: Path, layout: Layout, digest: hashlib._Hash | None) -> Iterator[BinaryIO]:
-    """The file's decompressed bytes; ``digest`` (when given) sees the file's own bytes."""
-    with _decompressed(path, layout.compression, digest) as binary:
-        yield binary
 
 
 @contextmanager

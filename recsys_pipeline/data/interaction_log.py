@@ -41,11 +41,11 @@ from recsys_pipeline.data.histories import Histories
 from recsys_pipeline.data.input_errors import InputFileError, QuarantinedRow
 from recsys_pipeline.data.input_formats import (
     LOG_COLUMNS,
-    SURROGATE,
     ParsedSequences,
     header_of,
     missing_columns_error,
     most_frequent_titles,
+    row_problem,
     string_id_problem,
     text_ids,
 )
@@ -136,7 +136,7 @@ def _exact_batches(
                     wanted = [header.index(name) for name in columns]
             elif row:  # a blank line is no row; ",,," is one, of empty ids
                 count += 1
-                reason = _row_problem(row, len(header))
+                reason = row_problem(row, len(header))
                 if reason is not None:
                     user = row[wanted[0]][:40] if len(row) > wanted[0] else ""
                     ragged.append(QuarantinedRow(path.name, line, "(row)", reason, user))
@@ -148,14 +148,6 @@ def _exact_batches(
                     rows, lines, ragged, count = [], [], [], 0
             line = reader.line_num + 1
         yield _exact_batch(rows, lines, ragged, count, columns)
-
-
-def _row_problem(row: list[str], width: int) -> str | None:
-    if len(row) != width:
-        return f"{len(row)} fields where the header has {width}"
-    if SURROGATE.search("".join(row)):
-        return "bytes that are not valid UTF-8"
-    return None
 
 
 def _exact_batch(
@@ -259,11 +251,14 @@ class _Codes:
         return list(self.index)
 
 
-def parse_interaction_log(path: Path) -> ParsedSequences:
-    """Parse the log at ``path``; raise InputFileError when the file as a whole is unusable."""
+def parse_interaction_log(
+    path: Path, layout: Layout | None = None, names: list[str] | None = None
+) -> ParsedSequences:
+    """Parse the log at ``path``; raise InputFileError when the file as a whole is unusable.
+    ``layout`` and ``names`` (its header) when the caller has read them already."""
     path = Path(path)
-    layout = layout_of(path)
-    names = header_of(path, layout)
+    layout = layout or layout_of(path)
+    names = header_of(path, layout) if names is None else names
     if not all(name in names for name in LOG_COLUMNS):
         raise missing_columns_error(path, names)
     columns = [*LOG_COLUMNS, *([TITLE] if TITLE in names else [])]
