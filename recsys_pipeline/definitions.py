@@ -7,6 +7,7 @@ import dagster as dg
 
 from recsys_pipeline import automation
 from recsys_pipeline.assets import ASSET_MODULES
+from recsys_pipeline.assets.versions import with_code_versions
 from recsys_pipeline.compute import build_executor
 from recsys_pipeline.resources import (
     InputSource,
@@ -38,7 +39,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     """Every asset and check with ``settings``' profile defaults, the resources the environment
     names, the automation and failure sensors, and the executor."""
     return dg.Definitions.merge(
-        *(module.definitions(settings) for module in ASSET_MODULES),
+        *(
+            with_code_versions(module.definitions(settings), module.__name__)
+            for module in ASSET_MODULES
+        ),
         dg.Definitions(
             resources=build_resources(settings),
             jobs=[automation.full_pipeline],

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import dagster as dg
 import pytest
 
 from recsys_pipeline.resources import (
@@ -65,6 +66,14 @@ def tiny_rows(n_users: int = 60, n_items: int = 40, seed: int = 0) -> list[list[
         items = list(dict.fromkeys(items))  # no repeats, like the 5-core data
         rows.append([user, str(items), str([title_of(i) for i in items])])
     return rows
+
+
+@pytest.fixture
+def instance():
+    """A throwaway instance, disposed after the test: an undisposed one leaves its temporary
+    folder to the garbage collector, a ResourceWarning."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        yield instance
 
 
 @pytest.fixture

@@ -45,6 +45,13 @@ def observe_sources(resources: dict, instance: dg.DagsterInstance):
     )
 
 
+def materializable(definitions: dg.Definitions = defs) -> list[dg.AssetsDefinition]:
+    """The assets ``definitions`` builds (not the observed files)."""
+    return [
+        a for a in definitions.assets if isinstance(a, dg.AssetsDefinition) and a.is_materializable
+    ]
+
+
 def stale_statuses(definitions: dg.Definitions, instance: dg.DagsterInstance) -> dict[str, str]:
     """Each materializable asset's status as the UI shows it: FRESH, STALE or MISSING. Dagster
     1.13 has no public API for it (the UI reads it over GraphQL), so this, the one use of
@@ -54,9 +61,17 @@ def stale_statuses(definitions: dg.Definitions, instance: dg.DagsterInstance) ->
     resolver = get_stale_status_resolver(instance, definitions.assets)
     return {
         a.key.to_user_string(): resolver.get_status(a.key).value
-        for a in definitions.assets
-        if isinstance(a, dg.AssetsDefinition) and a.is_materializable
+        for a in materializable(definitions)
     }
+
+
+def step_logs(instance: dg.DagsterInstance, run_id: str) -> dict[str, list[str]]:
+    """What each step of the run logged itself (``context.log``), by step key."""
+    logs: dict[str, list[str]] = {}
+    for entry in instance.all_logs(run_id):
+        if entry.dagster_event is None:
+            logs.setdefault(entry.step_key, []).append(entry.user_message)
+    return logs
 
 
 def check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:

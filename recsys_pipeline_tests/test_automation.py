@@ -14,25 +14,18 @@ import pytest
 from recsys_pipeline.definitions import build_definitions, defs
 from recsys_pipeline.settings import load_settings
 from recsys_pipeline_tests.conftest import tiny_rows, write_rows
-from recsys_pipeline_tests.helpers import observe_sources, run_graph, stale_statuses
+from recsys_pipeline_tests.helpers import (
+    materializable,
+    observe_sources,
+    run_graph,
+    stale_statuses,
+)
 from recsys_pipeline_tests.test_definitions import FIXED_KEYS
 
 TRAINING = {"item_embeddings", "sft_checkpoint", "dpo_checkpoint"}
 DATA_LAYER = ["raw_csv", "sequences", "tokenizer"]
 FAST_SFT = {"config": {"stage1_epochs": 1, "stage2_epochs": 1}}
 MONDAY_3AM = datetime.datetime(2026, 12, 7, 3, 0, tzinfo=datetime.UTC)
-
-
-@pytest.fixture
-def instance():
-    """A throwaway instance, disposed after the test: an undisposed one leaves its temporary
-    folder to the garbage collector, a ResourceWarning."""
-    with dg.DagsterInstance.ephemeral() as instance:
-        yield instance
-
-
-def materializable() -> list[dg.AssetsDefinition]:
-    return [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and a.is_materializable]
 
 
 def test_every_asset_has_a_code_version():

@@ -22,7 +22,7 @@ from recsys_pipeline.assets.code_versions import (
 from recsys_pipeline.definitions import build_definitions, defs
 from recsys_pipeline.settings import load_settings
 from recsys_pipeline_tests.conftest import tiny_rows, write_rows
-from recsys_pipeline_tests.helpers import stale_statuses
+from recsys_pipeline_tests.helpers import materializable, stale_statuses
 from recsys_pipeline_tests.test_automation import FAST_SFT
 
 ASSETS = "recsys_pipeline.assets"
@@ -175,12 +175,6 @@ def module_of(assets_def: dg.AssetsDefinition) -> str:
     return assets_def.op.compute_fn.decorated_fn.__module__
 
 
-def materializable(definitions: dg.Definitions) -> list[dg.AssetsDefinition]:
-    return [
-        a for a in definitions.assets if isinstance(a, dg.AssetsDefinition) and a.is_materializable
-    ]
-
-
 def test_assets_that_run_different_code_have_different_versions():
     by_module: dict[str, set[str]] = {}
     for assets_def in materializable(defs):
@@ -191,14 +185,6 @@ def test_assets_that_run_different_code_have_different_versions():
     assert len(by_module) == len(ASSET_MODULES)
     assert all(len(found) == 1 for found in by_module.values())  # one module, one version
     assert len(set().union(*by_module.values())) == len(by_module)
-
-
-@pytest.fixture
-def instance():
-    """A throwaway instance, disposed after the test: an undisposed one leaves its temporary
-    folder to the garbage collector, a ResourceWarning."""
-    with dg.DagsterInstance.ephemeral() as instance:
-        yield instance
 
 
 def materialize(

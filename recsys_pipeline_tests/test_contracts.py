@@ -117,14 +117,6 @@ def test_trl_use_triton_decides_which_positions_the_fused_head_scores(tmp_path):
 # --- Dagster: the observed files and the stale statuses -------------------------------------------
 
 
-@pytest.fixture
-def instance():
-    """A throwaway instance, disposed after the test: an undisposed one leaves its temporary
-    folder to the garbage collector, a ResourceWarning."""
-    with dg.DagsterInstance.ephemeral() as instance:
-        yield instance
-
-
 class Reading(dg.ConfigurableResource):
     value: str
 

@@ -14,7 +14,7 @@ import pytest
 from recsys_pipeline.resources import LLMService, SteamSource, WikipediaAPI
 from recsys_pipeline_tests.conftest import write_rows
 from recsys_pipeline_tests.fake_services import MediaWikiFake, OpenAIFake
-from recsys_pipeline_tests.helpers import materialization_metadata, run_graph
+from recsys_pipeline_tests.helpers import materialization_metadata, run_graph, step_logs
 from recsys_pipeline_tests.http_fakes import serve
 from recsys_pipeline_tests.test_enrichment import KAGGLE, scripted
 
@@ -41,15 +41,6 @@ def materialize(resources_for, csv, instance=None, **resources):
         selection=["raw_csv", "sequences", "tokenizer", *ENRICHMENT.split(",")],
         instance=instance,
     )
-
-
-def step_logs(instance: dg.DagsterInstance, run_id: str) -> dict[str, list[str]]:
-    """What each step logged itself in the run."""
-    logs: dict[str, list[str]] = {}
-    for entry in instance.all_logs(run_id):
-        if entry.dagster_event is None:
-            logs.setdefault(entry.step_key, []).append(entry.user_message)
-    return logs
 
 
 def test_online_enrichment_with_an_api_key_that_never_leaks(

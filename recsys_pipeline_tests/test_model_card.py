@@ -53,8 +53,12 @@ def test_the_card_states_the_facts_it_was_given():
         config=tiny_config("sasrec_rope").to_dict(),
         items=36,
         data={"users with a validation target": 12_345, "items in the catalog": 36},
-        settings={"learning_rate": 0.0123, "loss_type": ["sigmoid", "sft"], "head_dim": None},
-        seed=7,
+        settings={
+            "learning_rate": 0.0123,
+            "loss_type": ["sigmoid", "sft"],
+            "head_dim": None,
+            "seed": 7,
+        },
         history=[
             ("stage 2, epoch 1", {"train loss": 3.21, "hr@10": 0.1111, "ndcg@10": 0.0555}),
             ("stage 2, epoch 2", {"train loss": float("nan"), "hr@10": 0.2222, "ndcg@10": 0.0777}),

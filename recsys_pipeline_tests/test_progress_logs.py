@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 
 from recsys_pipeline_tests.conftest import tiny_rows, write_rows
-from recsys_pipeline_tests.helpers import materialization_metadata, run_graph
+from recsys_pipeline_tests.helpers import materialization_metadata, run_graph, step_logs
 from recsys_pipeline_tests.test_serving import FAST_SFT, resources
 
 
@@ -21,12 +21,8 @@ def graph(tmp_path_factory):
     write_rows(root / "in.csv", tiny_rows())
     with dg.DagsterInstance.ephemeral() as instance:
         result = run_graph(resources(root), instance=instance, sft_checkpoint=FAST_SFT)
-        entries = instance.all_logs(result.run_id)
+        logs = step_logs(instance, result.run_id)
     assert result.success
-    logs: dict[str, list[str]] = {}
-    for entry in entries:
-        if entry.dagster_event is None:  # what the step logged itself
-            logs.setdefault(entry.step_key, []).append(entry.user_message)
     return root, result, logs
 
 

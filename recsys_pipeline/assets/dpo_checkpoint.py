@@ -21,7 +21,6 @@ from recsys_pipeline.assets.versions import (
     published,
     reading,
     unchanged,
-    with_code_version,
 )
 from recsys_pipeline.compute import training_step
 from recsys_pipeline.data.artifacts import ArtifactError
@@ -65,9 +64,7 @@ def definitions(settings: Settings) -> dg.Definitions:
                 return same
             return train_dpo_checkpoint(context, dpo, config, storage, inputs, version)
 
-    return dg.Definitions(
-        assets=with_code_version(__name__, dpo_checkpoint), asset_checks=[dpo_improves_on_sft]
-    )
+    return dg.Definitions(assets=[dpo_checkpoint], asset_checks=[dpo_improves_on_sft])
 
 
 def train_dpo_checkpoint(

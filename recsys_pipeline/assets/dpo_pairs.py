@@ -7,7 +7,7 @@ import numpy as np
 from recsys_pipeline.assets.config import config_from_settings
 from recsys_pipeline.assets.failures import failing_clearly, load_model
 from recsys_pipeline.assets.metadata import markdown_table
-from recsys_pipeline.assets.versions import data_version, published, reading, with_code_version
+from recsys_pipeline.assets.versions import data_version, published, reading
 from recsys_pipeline.automation import FOLLOW_SFT
 from recsys_pipeline.resources.storage import RecsysStorage
 from recsys_pipeline.settings import Settings
@@ -96,6 +96,4 @@ def pairs_are_valid(
 
 
 def definitions(_settings: Settings) -> dg.Definitions:
-    return dg.Definitions(
-        assets=with_code_version(__name__, dpo_pairs), asset_checks=[pairs_are_valid]
-    )
+    return dg.Definitions(assets=[dpo_pairs], asset_checks=[pairs_are_valid])

@@ -6,7 +6,7 @@ from pydantic import Field
 
 from recsys_pipeline.assets.failures import load_model
 from recsys_pipeline.assets.metadata import table
-from recsys_pipeline.assets.versions import data_version, published, reading, with_code_version
+from recsys_pipeline.assets.versions import data_version, published, reading
 from recsys_pipeline.automation import FOLLOW_SERVED_MODEL
 from recsys_pipeline.ranking.metrics import TOP_K
 from recsys_pipeline.resources.storage import RecsysStorage
@@ -89,4 +89,4 @@ def evaluation(
 
 
 def definitions(_settings: Settings) -> dg.Definitions:
-    return dg.Definitions(assets=with_code_version(__name__, evaluation))
+    return dg.Definitions(assets=[evaluation])

@@ -6,7 +6,7 @@ import numpy as np
 from recsys_pipeline.assets.config import config_from_settings
 from recsys_pipeline.assets.dpo_checkpoint import served_model
 from recsys_pipeline.assets.failures import load_model
-from recsys_pipeline.assets.versions import data_version, published, reading, with_code_version
+from recsys_pipeline.assets.versions import data_version, published, reading
 from recsys_pipeline.automation import FOLLOW_SERVED_MODEL
 from recsys_pipeline.ranking.retrieval import IndexSettings
 from recsys_pipeline.resources.storage import RecsysStorage
@@ -64,4 +64,4 @@ def faiss_index(
 
 
 def definitions(_settings: Settings) -> dg.Definitions:
-    return dg.Definitions(assets=with_code_version(__name__, faiss_index))
+    return dg.Definitions(assets=[faiss_index])

@@ -10,7 +10,6 @@ from recsys_pipeline.assets.versions import (
     published,
     reading,
     unchanged,
-    with_code_version,
 )
 from recsys_pipeline.compute import training_step
 from recsys_pipeline.enrichment.text_vectors import EmbeddingSettings
@@ -40,7 +39,7 @@ def definitions(settings: Settings) -> dg.Definitions:
         their co-occurring neighbours (training parts only); PCA to the model's hidden size."""
         return embed_items(context, config.settings(), storage)
 
-    return dg.Definitions(assets=with_code_version(__name__, item_embeddings))
+    return dg.Definitions(assets=[item_embeddings])
 
 
 def embed_items(

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from recsys_pipeline.assets.metadata import markdown_table
-from recsys_pipeline.assets.versions import data_version, published, reading, with_code_version
+from recsys_pipeline.assets.versions import data_version, published, reading
 from recsys_pipeline.automation import ON_UPSTREAM_CHANGE
 from recsys_pipeline.resources.storage import RecsysStorage
 from recsys_pipeline.settings import Settings
@@ -55,4 +55,4 @@ def item_profiles(
 
 
 def definitions(_settings: Settings) -> dg.Definitions:
-    return dg.Definitions(assets=with_code_version(__name__, item_profiles))
+    return dg.Definitions(assets=[item_profiles])

@@ -10,7 +10,7 @@ from pydantic import Field
 from recsys_pipeline.assets.dpo_checkpoint import served_model
 from recsys_pipeline.assets.failures import load_model
 from recsys_pipeline.assets.metadata import markdown_table
-from recsys_pipeline.assets.versions import data_version, published, reading, with_code_version
+from recsys_pipeline.assets.versions import data_version, published, reading
 from recsys_pipeline.automation import FOLLOW_INDEX
 from recsys_pipeline.data.histories import as_ids
 from recsys_pipeline.ranking.metrics import TOP_K
@@ -43,9 +43,7 @@ def definitions(settings: Settings) -> dg.Definitions:
         history, searched in faiss_index."""
         return predict(context, config, storage)
 
-    return dg.Definitions(
-        assets=with_code_version(__name__, predictions), asset_checks=[predictions_cover_users]
-    )
+    return dg.Definitions(assets=[predictions], asset_checks=[predictions_cover_users])
 
 
 def predict(

@@ -10,7 +10,7 @@ from pydantic import Field
 from recsys_pipeline.assets.failures import failing_clearly
 from recsys_pipeline.assets.metadata import image, markdown_table, schema
 from recsys_pipeline.assets.plots import histogram_png
-from recsys_pipeline.assets.versions import published, with_code_version
+from recsys_pipeline.assets.versions import published
 from recsys_pipeline.automation import OBSERVE, ON_UPSTREAM_CHANGE
 from recsys_pipeline.data.download import sha256_of
 from recsys_pipeline.data.histories import is_string_ids
@@ -135,4 +135,4 @@ def id_type(ids: object) -> str:
 
 
 def definitions(_settings: Settings) -> dg.Definitions:
-    return dg.Definitions(assets=[input_file, *with_code_version(__name__, raw_csv)])
+    return dg.Definitions(assets=[input_file, raw_csv])

@@ -4,7 +4,7 @@ import dagster as dg
 import numpy as np
 
 from recsys_pipeline.assets.metadata import schema
-from recsys_pipeline.assets.versions import data_version, published, reading, with_code_version
+from recsys_pipeline.assets.versions import data_version, published, reading
 from recsys_pipeline.automation import ON_UPSTREAM_CHANGE
 from recsys_pipeline.data.input_formats import read_histories
 from recsys_pipeline.data.split import MIN_SPLIT_LENGTH, Split, read_split, write_split
@@ -91,6 +91,6 @@ def split_counts_add_up(
 
 def definitions(_settings: Settings) -> dg.Definitions:
     return dg.Definitions(
-        assets=with_code_version(__name__, sequences),
+        assets=[sequences],
         asset_checks=[targets_not_in_training_part, split_counts_add_up],
     )

@@ -16,7 +16,6 @@ from recsys_pipeline.assets.versions import (
     published,
     reading,
     unchanged,
-    with_code_version,
 )
 from recsys_pipeline.compute import training_step
 from recsys_pipeline.resources.storage import RecsysStorage
@@ -61,7 +60,7 @@ def definitions(settings: Settings) -> dg.Definitions:
             sft = config.settings()
         return train_sft_checkpoint(context, sft, config.num_processes, storage)
 
-    return dg.Definitions(assets=with_code_version(__name__, sft_checkpoint))
+    return dg.Definitions(assets=[sft_checkpoint])
 
 
 def train_sft_checkpoint(

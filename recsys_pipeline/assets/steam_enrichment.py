@@ -14,7 +14,6 @@ from recsys_pipeline.assets.versions import (
     published,
     reading,
     unchanged,
-    with_code_version,
 )
 from recsys_pipeline.automation import OBSERVE, ON_UPSTREAM_CHANGE
 from recsys_pipeline.data.download import sha256_of
@@ -67,7 +66,7 @@ def definitions(settings: Settings) -> dg.Definitions:
         """Each item's Steam store game: exact normalised title, else nearest title embedding."""
         return match_catalog(context, config.settings(), storage, steam_source)
 
-    return dg.Definitions(assets=[steam_file, *with_code_version(__name__, steam_enrichment)])
+    return dg.Definitions(assets=[steam_file, steam_enrichment])
 
 
 def match_catalog(

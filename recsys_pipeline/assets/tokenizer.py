@@ -5,7 +5,7 @@ import hashlib
 import dagster as dg
 import numpy as np
 
-from recsys_pipeline.assets.versions import content_version, published, reading, with_code_version
+from recsys_pipeline.assets.versions import content_version, published, reading
 from recsys_pipeline.automation import ON_UPSTREAM_CHANGE
 from recsys_pipeline.data.input_formats import read_catalog
 from recsys_pipeline.data.split import read_split
@@ -68,6 +68,4 @@ def tokenizer_covers_sequences(
 
 
 def definitions(_settings: Settings) -> dg.Definitions:
-    return dg.Definitions(
-        assets=with_code_version(__name__, tokenizer), asset_checks=[tokenizer_covers_sequences]
-    )
+    return dg.Definitions(assets=[tokenizer], asset_checks=[tokenizer_covers_sequences])

@@ -7,7 +7,7 @@ materialization records the version folder it published (``dagster/uri``, ``arti
 and its data version: a hash of the asset's code version, its inputs' data versions and its
 effective settings (``raw_csv`` reports the sha256 of its input bytes instead). The code version
 is a hash of the package code the asset's module runs and of the versions of the libraries it
-imports (``code_versions``), set when the definitions are built (:func:`with_code_version`). The
+imports (``code_versions``), set when the definitions are built (:func:`with_code_versions`). The
 same inputs, code and settings give the same data version, so nothing downstream turns stale, and
 an expensive step asked to rebuild what it already built reuses its artifact (:func:`unchanged`);
 new code is a new version, so a model trained by older code is not reused.
@@ -94,13 +94,19 @@ def reading(context: Context, storage: RecsysStorage, *keys: str) -> Iterator[In
         yield Inputs(paths, data_versions)
 
 
-def with_code_version(module: str, *assets: dg.AssetsDefinition) -> list[dg.AssetsDefinition]:
-    """``assets``, declared in ``module``, with its code version. It is computed here, when the
-    definitions are built, whether a module declares its assets at import or in
-    ``definitions()``, so definitions built again after the code changed carry the new versions
-    throughout."""
+def with_code_versions(definitions: dg.Definitions, module: str) -> dg.Definitions:
+    """An asset module's ``definitions`` (assets and checks), each materializable asset carrying
+    the module's code version. Applied when the definitions are built, whether a module declares
+    its assets at import or in ``definitions()``, so definitions built again after the code
+    changed carry the new versions throughout."""
     version = code_version_of(module)
-    return [a.map_asset_specs(lambda s: s.replace_attributes(code_version=version)) for a in assets]
+    assets = [
+        a.map_asset_specs(lambda s: s.replace_attributes(code_version=version))
+        if isinstance(a, dg.AssetsDefinition) and a.is_materializable
+        else a  # an observed source: its data version is what it observes
+        for a in definitions.assets or []
+    ]
+    return dg.Definitions(assets=assets, asset_checks=definitions.asset_checks)
 
 
 def code_version(context: dg.AssetExecutionContext) -> str:

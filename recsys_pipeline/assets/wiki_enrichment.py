@@ -5,7 +5,7 @@ from collections import Counter
 
 import dagster as dg
 
-from recsys_pipeline.assets.versions import data_version, published, reading, with_code_version
+from recsys_pipeline.assets.versions import data_version, published, reading
 from recsys_pipeline.automation import ON_UPSTREAM_CHANGE
 from recsys_pipeline.resources.services import LLMService, WikipediaAPI
 from recsys_pipeline.resources.storage import RecsysStorage
@@ -110,4 +110,4 @@ def wiki_enrichment(
 
 
 def definitions(_settings: Settings) -> dg.Definitions:
-    return dg.Definitions(assets=with_code_version(__name__, wiki_summaries, wiki_enrichment))
+    return dg.Definitions(assets=[wiki_summaries, wiki_enrichment])

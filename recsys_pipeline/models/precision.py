@@ -22,7 +22,8 @@ def default_device() -> str:
 def bf16_is_fast(device: str) -> bool:
     """True where bf16 matmuls beat float32: a CUDA device that supports bf16, or a CPU with bf16
     instructions, AMX tiles (measured on one: MiniLM encoded 2.5x the texts per second, the output
-    layer ran 1.4x as fast; README) or AVX-512 BF16 (measured on an AMD EPYC Zen 5: README).
+    layer ran 1.4x as fast) or AVX-512 BF16 (measured on an AMD EPYC Zen 5); both in
+    docs/results.md.
     CPUs without either (AVX2 only: measured on an AMD EPYC Zen 3) convert bf16 and gain nothing."""
     import torch
 

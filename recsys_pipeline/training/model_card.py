@@ -38,8 +38,7 @@ class CardFacts:
     config: Mapping[str, object]  # the saved model's config
     items: int  # in the catalog (the vocabulary's item tokens are 1..items)
     data: Mapping[str, int]  # what it was trained and validated on, counted
-    settings: Mapping[str, object]  # the training settings as run
-    seed: int
+    settings: Mapping[str, object]  # the training settings as run, the seed among them
     history: list[tuple[str, Mapping[str, float]]]  # validation rows (label, metrics) in order
     validation: Mapping[str, float]  # the validation metrics of the model in the folder
     notes: list[str] = field(default_factory=list)  # facts of the run worth a line each
@@ -53,11 +52,9 @@ def library_versions(names: tuple[str, ...]) -> dict[str, str]:
     }
 
 
-def write_model_card(folder: Path, facts: CardFacts) -> Path:
-    """Write ``folder/README.md``; returns its path."""
-    path = Path(folder) / CARD_FILE
-    path.write_text(model_card(facts), encoding="utf-8")
-    return path
+def write_model_card(folder: Path, facts: CardFacts) -> None:
+    """Write ``folder/README.md``."""
+    (Path(folder) / CARD_FILE).write_text(model_card(facts), encoding="utf-8")
 
 
 def model_card(facts: CardFacts) -> str:
@@ -154,7 +151,7 @@ def _training_settings(facts: CardFacts) -> str:
 |---|---|
 {rows}
 
-- Seed: {facts.seed} (one training run).
+- Seed: {facts.settings["seed"]} (one training run).
 - Libraries: {libraries or "not recorded"}.{notes}"""
 
 
@@ -166,6 +163,7 @@ def _validation(facts: CardFacts) -> str:
         for label, metrics in facts.history
     )
     saved = ", ".join(f"{name} {value:.4f}" for name, value in facts.validation.items())
+    seed = facts.settings["seed"]
     return f"""## Validation metrics
 
 Each validation user's target (the item before their last) is ranked from the items before it
@@ -179,12 +177,12 @@ NDCG@{TOP_K}: mean of 1 / log2(rank + 1) where rank <= {TOP_K}, else 0; MRR@{TOP
 
 **The model in this folder: {saved}.**
 
-These figures come from one training run (seed {facts.seed}), so they carry no spread, and the
+These figures come from one training run (seed {seed}), so they carry no spread, and the
 same validation targets were used to choose this model, which makes them optimistic. The
 project's figures over three training seeds (mean ± std), on the test targets beside the
-validation ones, are in the results of the recsys_pipeline README ("Evaluation protocol" and
-"Benchmarks"); the pipeline's test metrics for this run are in its `evaluation` artifact
-(`metrics.json`)."""
+validation ones, are in the recsys_pipeline README's Results and its docs/results.md (the
+protocol: docs/evaluation.md); the pipeline's test metrics for this run are in its `evaluation`
+artifact (`metrics.json`)."""
 
 
 def _how_to_load(facts: CardFacts) -> str:
@@ -281,7 +279,6 @@ def sft_card(
             "next-item targets trained on, per epoch": targets,
         },
         settings=settings.model_dump(),
-        seed=settings.seed,
         history=history,
         validation=report["best_metrics"],
         notes=notes,
@@ -320,7 +317,6 @@ def dpo_card(
             "items in the catalog": items,
         },
         settings=settings.model_dump(),
-        seed=settings.seed,
         history=[
             ("SFT model, before DPO", report["valid_before"]),
             ("after DPO (this folder)", report["valid_after"]),

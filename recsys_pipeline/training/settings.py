@@ -35,7 +35,7 @@ REPORT_TO_DESCRIPTION = (
 
 class SFTSettings(BaseModel):
     """Model size and two-stage training; the defaults are the CPU profile's (measured on the
-    shared data: see the README's ablation)."""
+    shared data: see the ablation in docs/results.md)."""
 
     # frozen, and an unknown name is an error: a typo in run config must not pass silently
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -134,7 +134,7 @@ class SFTSettings(BaseModel):
 class DPOSettings(BaseModel):
     """DPO from the SFT model (TRL names: beta, loss_type, loss_weights). The default adds TRL's
     "sft" term (the chosen item's negative log-likelihood, as in RPO) to the sigmoid DPO loss:
-    chosen on the validation targets among the settings in the README's DPO table."""
+    chosen on the validation targets among the settings in docs/training.md's DPO table."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
