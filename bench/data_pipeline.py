@@ -19,8 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_CSV = REPO.parent / "shared" / "data" / "amazon-games" / "sequences.csv"
+from recsys_pipeline.monitoring.provenance import REPO
+from recsys_pipeline.settings import SHARED_SEQUENCES as DEFAULT_CSV
+
 SELECTION = "raw_csv,sequences,tokenizer"
 
 

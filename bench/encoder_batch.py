@@ -16,14 +16,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 REFERENCE = 256
 SIZES = (REFERENCE, 16, 32, 64, 128)
 
@@ -34,8 +30,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     args = parser.parse_args()
     import torch
-    from _common import SHARED_STEAM, real_data
 
+    from experiments.common import real_data
     from recsys_pipeline.enrichment.steam import load_steam_games
     from recsys_pipeline.enrichment.text_vectors import (
         BUNDLED_MODEL,
@@ -44,6 +40,7 @@ def main() -> None:
     )
     from recsys_pipeline.enrichment.titles import strip_platform
     from recsys_pipeline.models.precision import fast_dtype
+    from recsys_pipeline.settings import SHARED_STEAM
 
     torch.set_num_threads(args.threads)
     _, _, titles = real_data()

@@ -10,19 +10,15 @@ fakes with 100 ms latency per request, through the pipeline's real clients.
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 LATENCY_S = 0.1
 
 
 def main() -> None:
-    from _common import real_data
-
+    from experiments.common import real_data
     from recsys_pipeline.enrichment.cache import JsonCache
     from recsys_pipeline.enrichment.facts import FactExtractor, LLMSettings
     from recsys_pipeline.enrichment.titles import strip_platform

@@ -36,13 +36,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-SHARED_CSV = REPO.parent / "shared" / "data" / "amazon-games" / "sequences.csv"
-
-import recsys_pipeline  # noqa: E402, F401  (registers the model family)
-from recsys_pipeline.models.configuration_sasrec import VARIANTS, SASRecConfig  # noqa: E402
-from recsys_pipeline.models.modeling_sasrec import SASRecForCausalLM  # noqa: E402
+import recsys_pipeline  # noqa: F401  (registers the model family)
+from recsys_pipeline.models.configuration_sasrec import VARIANTS, SASRecConfig
+from recsys_pipeline.models.modeling_sasrec import SASRecForCausalLM
+from recsys_pipeline.settings import SHARED_SEQUENCES as SHARED_CSV
 
 H200_BF16_DENSE_FLOPS = 989e12  # NVIDIA's H200 SXM figure (dense, no sparsity)
 ORIGINAL = dict(

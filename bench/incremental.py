@@ -23,7 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-from _common import REPO, SHARED_CSV, SHARED_STEAM
+from recsys_pipeline.monitoring.provenance import REPO
+from recsys_pipeline.settings import SHARED_SEQUENCES, SHARED_STEAM
 
 TICK = datetime.datetime(2026, 12, 7, 3, 0, tzinfo=datetime.UTC)  # a Monday, the training cron
 
@@ -43,7 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scratch", type=Path, required=True)
     parser.add_argument("--reuse", action="store_true", help="keep a whole run already there")
-    parser.add_argument("--input", type=Path, default=SHARED_CSV, help="the CSV to copy")
+    parser.add_argument("--input", type=Path, default=SHARED_SEQUENCES, help="the CSV to copy")
     args = parser.parse_args()
     scratch = args.scratch.resolve()
     csv = scratch / "raw" / "sequences.csv"

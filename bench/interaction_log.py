@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
+from recsys_pipeline.monitoring.provenance import REPO
 
 OURS = """
 import sys

@@ -21,8 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _common import REPO, machine
-from interaction_log import OURS, generate, measure
+from bench.interaction_log import OURS, generate, measure
+from recsys_pipeline.monitoring.provenance import REPO, machine
 
 RESULT = REPO / "bench" / "results" / "long_ids.json"
 

@@ -19,7 +19,6 @@ import argparse
 import ast
 import csv
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,10 +28,8 @@ from recsys_pipeline.models.configuration_sasrec import VARIANTS, SASRecConfig
 from recsys_pipeline.models.fused_loss import linear_cross_entropy
 from recsys_pipeline.models.modeling_sasrec import SASRecForCausalLM
 from recsys_pipeline.settings import PROFILES
+from recsys_pipeline.settings import SHARED_SEQUENCES as SHARED_CSV
 
-SHARED_CSV = (
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "amazon-games" / "sequences.csv"
-)
 N_ITEMS = 16_859  # the real catalog's size, for a realistic output layer
 MAX_LENGTH = 20
 

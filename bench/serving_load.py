@@ -30,8 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from recsys_pipeline.monitoring.provenance import REPO
 
 
 def free_port() -> int:

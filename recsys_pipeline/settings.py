@@ -18,6 +18,12 @@ from recsys_pipeline.training.settings import SFTSettings
 
 ProfileName = Literal["cpu", "gpu"]
 
+# The real public data a checkout may have beside it (../shared/data: Amazon games, its interaction
+# log, Steam); the tests, benchmarks and experiments read it from here and skip where it is absent.
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_SEQUENCES = SHARED_DATA / "amazon-games" / "sequences.csv"
+SHARED_STEAM = SHARED_DATA / "steam" / "steam.csv"
+
 
 @dataclass(frozen=True)
 class Profile:

@@ -18,10 +18,9 @@ from recsys_pipeline.resources import (
     SteamSource,
     WikipediaAPI,
 )
+from recsys_pipeline.settings import SHARED_SEQUENCES
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-SHARED_SEQUENCES = SHARED_DATA / "amazon-games" / "sequences.csv"
 HEADER = ["user_id", "history_item_id", "history_item_title"]
 T = TypeVar("T")
 

@@ -10,16 +10,13 @@ import sys
 import numpy as np
 import pytest
 
+from experiments import ablation, references
+from experiments.ablation import DEFAULT, ROWS, SERVED_ROW, candidates, table
+from experiments.references import SERVED, runner, variant_changes
 from recsys_pipeline.data.histories import Histories
 from recsys_pipeline.data.split import Split
 from recsys_pipeline.data.vocab import ItemVocab
-from recsys_pipeline_tests.conftest import REPO, tiny_rows
-
-sys.path.insert(0, str(REPO / "bench"))
-import ablation  # noqa: E402
-import references  # noqa: E402
-from ablation import DEFAULT, ROWS, SERVED_ROW, candidates, table  # noqa: E402
-from references import SERVED, runner, variant_changes  # noqa: E402
+from recsys_pipeline_tests.conftest import tiny_rows
 
 
 def test_every_row_is_a_valid_run_and_an_ours_run_serves_an_sft_row():

@@ -3,18 +3,11 @@ it, their top-10 lists scored by our metrics, and the mean ± std table with its
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pytest
 
-from recsys_pipeline.data.histories import Histories
-from recsys_pipeline.data.split import Split
-from recsys_pipeline_tests.conftest import REPO
-
-sys.path.insert(0, str(REPO / "bench"))
-from _common import is_tie, pipeline_dpo_settings, spread  # noqa: E402
-from references import (  # noqa: E402
+from experiments.common import is_tie, pipeline_dpo_settings, spread
+from experiments.references import (
     SERVED,
     against_served,
     cached_run,
@@ -25,6 +18,8 @@ from references import (  # noqa: E402
     table,
     variant_changes,
 )
+from recsys_pipeline.data.histories import Histories
+from recsys_pipeline.data.split import Split
 
 SPLIT = Split(full=Histories.from_lists([5, 6, 7], [[1, 2, 3, 4], [9, 8], [4, 3, 2]]))
 
@@ -176,7 +171,7 @@ def test_a_retrained_variant_is_compared_on_the_seeds_it_ran():
 
 
 def test_a_run_is_cached_with_its_minutes_and_machine_and_not_run_again(tmp_path, monkeypatch):
-    import references
+    from experiments import references
 
     monkeypatch.setattr(references, "CACHE", tmp_path)
     calls = []

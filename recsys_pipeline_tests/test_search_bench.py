@@ -4,19 +4,16 @@ later search continues, the best printed as a run references.py accepts."""
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 
+from experiments.common import cpu_settings
+from experiments.references import variant_changes
+from experiments.search import report, search
 from recsys_pipeline.data.histories import Histories
 from recsys_pipeline.data.split import Split
 from recsys_pipeline.data.vocab import ItemVocab
-from recsys_pipeline_tests.conftest import REPO, tiny_rows
-
-sys.path.insert(0, str(REPO / "bench"))
-from _common import cpu_settings  # noqa: E402
-from references import variant_changes  # noqa: E402
-from search import report, search  # noqa: E402
+from recsys_pipeline_tests.conftest import tiny_rows
 
 TINY = dict(
     init="random",

@@ -26,10 +26,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from _common import ensure_venv
+from experiments.common import ensure_venv
 
-BENCH = Path(__file__).resolve().parent
-VENV = BENCH / ".recbole-venv"
+EXPERIMENTS = Path(__file__).resolve().parent
+VENV = EXPERIMENTS / ".recbole-venv"
 RECBOLE_PINS = [
     "recbole==1.2.1",
     "numpy<2",
@@ -81,14 +81,20 @@ def train_recbole(split, seed: int, epochs: int | None = None, threads: int | No
     with tempfile.TemporaryDirectory() as tmp:
         data, out = Path(tmp) / "data", Path(tmp) / "result.json"
         expected = write_atomic_files(split, data / "games")
-        runner = [str(python), str(BENCH / "recbole_runner.py"), str(data), str(expected), str(out)]
+        runner = [
+            str(python),
+            str(EXPERIMENTS / "recbole_runner.py"),
+            str(data),
+            str(expected),
+            str(out),
+        ]
         runner += ["--seed", str(seed)] + ([] if epochs is None else ["--epochs", str(epochs)])
         subprocess.run(runner, check=True, cwd=tmp, env=env)  # its logs go to ./log
         return json.loads(out.read_text())
 
 
 def throughput_only(split, vocab, titles: list[str], epochs: int) -> None:
-    from _common import cpu_settings, embedding_settings, item_vectors, train_and_test
+    from experiments.common import cpu_settings, embedding_settings, item_vectors, train_and_test
 
     settings = cpu_settings(stage1_epochs=1, stage2_epochs=epochs - 1, patience=epochs)
     vectors = item_vectors(split, vocab, titles, embedding_settings(settings.hidden_size))
@@ -117,7 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--throughput", type=int, metavar="EPOCHS", required=True)
     args = parser.parse_args()
-    from _common import real_data
+    from experiments.common import real_data
 
     throughput_only(*real_data(), args.throughput)
 

@@ -23,9 +23,9 @@ from __future__ import annotations
 import argparse
 import os
 
-import references
-from _common import is_tie, real_data, spread
-from references import SERVED, cached_run, runner
+from experiments import references
+from experiments.common import is_tie, real_data, spread
+from experiments.references import SERVED, cached_run, runner
 
 DEFAULT = "title init (sasrec_gate), the CPU profile"
 SERVED_ROW = "title init (sasrec_gate) + DPO, served"

@@ -18,16 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH.parent))
+EXPERIMENTS = Path(__file__).resolve().parent
 THRESHOLDS = (0.70, 0.75, 0.80, 0.83, 0.86, 0.88, 0.90, 0.93, 0.95)
 
 
 def main() -> None:
-    from _common import SHARED_STEAM, real_data
-
+    from experiments.common import real_data
     from recsys_pipeline.enrichment.steam import load_steam_games, match_items
     from recsys_pipeline.enrichment.text_vectors import BUNDLED_MODEL, encode_texts
+    from recsys_pipeline.settings import SHARED_STEAM
 
     if not SHARED_STEAM.is_file():
         sys.exit(f"needs {SHARED_STEAM}")
@@ -42,7 +41,7 @@ def main() -> None:
 
     row_of = {int(i): r for r, i in enumerate(vocab.item_ids)}
     appids = games.appid.to_numpy()
-    labelled = list(csv.DictReader((BENCH / "steam_labels.csv").open()))
+    labelled = list(csv.DictReader((EXPERIMENTS / "steam_labels.csv").open()))
     truth = [{int(a) for a in r["steam_appids"].split(";") if a} for r in labelled]
     rows = [row_of[int(r["item_id"])] for r in labelled]
     predicted = [int(appids[matches.game_row[r]]) for r in rows]

@@ -41,22 +41,23 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _common import (
+
+from experiments.common import (
     cpu_settings,
     embedding_settings,
     ensure_venv,
     is_tie,
     item_vectors,
-    machine,
     pipeline_dpo_settings,
     real_data,
     spread,
     train_and_test,
 )
+from recsys_pipeline.monitoring.provenance import machine
 
-BENCH = Path(__file__).resolve().parent
-CACHE = BENCH / "results" / "references"
-RECTOOLS_VENV = BENCH / ".rectools-venv"
+EXPERIMENTS = Path(__file__).resolve().parent
+CACHE = EXPERIMENTS / "results" / "references"
+RECTOOLS_VENV = EXPERIMENTS / ".rectools-venv"
 RECTOOLS_PINS = ["rectools[torch]==0.19.0", "pytorch-lightning==2.5.2", "numpy<2", "pandas<2.4"]
 RECTOOLS = {
     "defaults": {"epochs": 3, "patience": 3},
@@ -133,7 +134,7 @@ def run_rectools(setting: str):
             interactions, settings, out = (Path(tmp) / n for n in ("in.csv", "s.json", "o.json"))
             split_frame(split).to_csv(interactions, index=False)
             settings.write_text(json.dumps({**RECTOOLS[setting], "seed": seed, "threads": threads}))
-            runner = [str(python), str(BENCH / "rectools_runner.py")]
+            runner = [str(python), str(EXPERIMENTS / "rectools_runner.py")]
             subprocess.run([*runner, str(interactions), str(settings), str(out)], check=True)
             result = json.loads(out.read_text())
         return {

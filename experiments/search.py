@@ -19,7 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import optuna
-from _common import (
+
+from experiments.common import (
     cpu_settings,
     embedding_settings,
     item_vectors,

@@ -15,8 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import pipeline_dpo_settings  # (also puts the repository on sys.path)
-
+from experiments.common import pipeline_dpo_settings
 from recsys_pipeline.data.split import read_split
 from recsys_pipeline.data.vocab import load_vocab
 from recsys_pipeline.models.checkpoints import load_checkpoint

@@ -1,4 +1,4 @@
-"""Shared by the benchmarks: the real data through the pipeline's own functions, and one
+"""Shared by the quality experiments: the real data through the pipeline's own functions, and one
 training + test evaluation of our model."""
 
 from __future__ import annotations
@@ -15,39 +15,20 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_CSV = REPO.parent / "shared" / "data" / "amazon-games" / "sequences.csv"
-SHARED_STEAM = REPO.parent / "shared" / "data" / "steam" / "steam.csv"
-sys.path.insert(0, str(REPO))
+from recsys_pipeline.data.input_csv import parse_sequences_csv
+from recsys_pipeline.data.split import Split
+from recsys_pipeline.data.vocab import ItemVocab
+from recsys_pipeline.enrichment.text_vectors import EmbeddingSettings, build_item_vectors
+from recsys_pipeline.settings import SHARED_SEQUENCES, SHARED_STEAM
+from recsys_pipeline.training.settings import SFTSettings
 
-from recsys_pipeline.data.input_csv import parse_sequences_csv  # noqa: E402
-from recsys_pipeline.data.split import Split  # noqa: E402
-from recsys_pipeline.data.vocab import ItemVocab  # noqa: E402
-from recsys_pipeline.enrichment.text_vectors import (  # noqa: E402
-    EmbeddingSettings,
-    build_item_vectors,
-)
-from recsys_pipeline.training.settings import SFTSettings  # noqa: E402
-
-
-def machine() -> str:
-    """The CPU a row's minutes were measured on: the machines here differ twofold in speed, and
-    "AMD EPYC" alone names both a Zen 3 and a Zen 5 (the family tells them apart)."""
-    first_cpu = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
-    info = dict(
-        (key.strip(), value.strip())
-        for key, _, value in (line.partition(":") for line in first_cpu.splitlines())
-    )
-    return (
-        f"{info.get('model name', 'unknown CPU')} (family {info.get('cpu family', '?')}, "
-        f"model {info.get('model', '?')}), {os.cpu_count()} cores"
-    )
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def real_data() -> tuple[Split, ItemVocab, list[str]]:
-    if not SHARED_CSV.is_file():
-        sys.exit(f"needs the real data at {SHARED_CSV}")
-    parsed = parse_sequences_csv(SHARED_CSV)
+    if not SHARED_SEQUENCES.is_file():
+        sys.exit(f"needs the real data at {SHARED_SEQUENCES}")
+    parsed = parse_sequences_csv(SHARED_SEQUENCES)
     vocab = ItemVocab(item_ids=np.array(sorted(parsed.titles)))
     return Split(full=parsed.histories), vocab, [parsed.titles[int(i)] for i in vocab.item_ids]
 
@@ -66,7 +47,7 @@ def offline_profiles(titles: list[str]) -> list[str]:
         settings = load_settings(
             {
                 "RECSYS_DATA_DIR": tmp,
-                "RECSYS_RAW_CSV": str(SHARED_CSV),
+                "RECSYS_RAW_CSV": str(SHARED_SEQUENCES),
                 "RECSYS_STEAM_CSV": str(SHARED_STEAM),
                 "RECSYS_OFFLINE": "1",
                 "RECSYS_PROFILE": "cpu",
@@ -86,7 +67,7 @@ def embedding_settings(dims: int, **changes: object) -> EmbeddingSettings:
 
 def item_vectors(split: Split, vocab: ItemVocab, titles: list[str], settings: EmbeddingSettings):
     """The item_embeddings vectors (of the titles, or under ``text: profile`` of the offline
-    profiles), kept in bench/results/ by a hash of their inputs: encoding 17k texts costs
+    profiles), kept in experiments/results/ by a hash of their inputs: encoding 17k texts costs
     minutes on two cores, and every run asks for the same."""
     texts = offline_profiles(titles) if settings.text == "profile" else titles
     key = hashlib.sha256(
@@ -94,7 +75,7 @@ def item_vectors(split: Split, vocab: ItemVocab, titles: list[str], settings: Em
         + split.train.items.tobytes()
         + split.train.offsets.tobytes()
     ).hexdigest()[:16]
-    path = REPO / "bench" / "results" / f"item_vectors-{key}.npy"
+    path = RESULTS / f"item_vectors-{key}.npy"
     if path.exists():
         return np.load(path)
     vectors = build_item_vectors(texts, split.train, vocab, settings, "cpu").vectors
