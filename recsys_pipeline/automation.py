@@ -5,8 +5,8 @@ report failures, and the job for a manual full run.
   their bytes, observed every minute.
 - Cheap data and enrichment assets follow an upstream *data version* change (not a mere
   re-materialization: the same bytes give the same versions, so nothing follows them).
-- The preference pairs follow the SFT model; the index, predictions and evaluation follow the
-  served model (and the predictions the index).
+- The preference pairs follow the SFT model; the served-model record follows both checkpoints;
+  the index and the evaluation follow that record, and the predictions the index.
 - The GPU-tagged training assets run on a weekly cron, and only when an upstream data version
   changed since their last run (or they were never built).
 - The automation daemon evaluates all of it; `dagster dev` runs the daemon.
@@ -40,7 +40,8 @@ ON_UPSTREAM_CHANGE = on_change_of()
 # The served side moves with the models, never with new data under an old model: a new catalog
 # does not fit the old model's item rows.
 FOLLOW_SFT = on_change_of("sft_checkpoint")
-FOLLOW_SERVED_MODEL = on_change_of("dpo_checkpoint", "sft_checkpoint")
+FOLLOW_CHECKPOINTS = on_change_of("dpo_checkpoint", "sft_checkpoint")
+FOLLOW_SERVED_MODEL = on_change_of("served_model")
 FOLLOW_INDEX = on_change_of("faiss_index")
 
 

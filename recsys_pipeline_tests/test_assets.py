@@ -4,6 +4,7 @@ import csv
 import json
 import math
 
+import dagster as dg
 import numpy as np
 import pytest
 
@@ -281,6 +282,48 @@ def test_serve_model_can_be_forced(tmp_path, tiny_csv, resources_for):
     forced = {"config": {"serve_model": "dpo"}}
     result = run_graph(resources_for(tiny_csv), sft_checkpoint=FAST_SFT, dpo_checkpoint=forced)
     assert materialization_metadata(result, "predictions")["model"] == "dpo"
+
+
+def test_served_model_names_the_checkpoint_every_reader_uses(
+    tmp_path, tiny_csv, resources_for, instance
+):
+    from recsys_pipeline.ranking.retrieval import INFO_FILE
+
+    resources = resources_for(tiny_csv)
+    keep_sft = {"config": {"serve_model": "sft"}}
+    first = run_graph(
+        resources, instance=instance, sft_checkpoint=FAST_SFT, dpo_checkpoint=keep_sft
+    )
+    sft_version = materialization_metadata(first, "sft_checkpoint")["artifact_version"]
+    served = materialization_metadata(first, "served_model")
+    assert (served["model"], served["checkpoint"]) == ("sft", "sft_checkpoint")
+    assert served["checkpoint_version"] == sft_version
+    artifacts = tmp_path / "data" / "artifacts"
+    index = json.loads((artifacts / "faiss_index" / INFO_FILE).read_text())
+    assert index["model_version"] == sft_version
+    assert index["served_model_version"] == served["artifact_version"]
+    assert materialization_metadata(first, "evaluation")["served"] == "sft"
+    first_sft = read_metrics(tmp_path / "data")["models"]["sft"]
+
+    # a new SFT model that DPO has not been compared with yet: the compared one stays served,
+    # under the same data version (nothing after it turns stale), and the leaderboard ranks it
+    # as its own row beside the new SFT model
+    retrained = {"config": {**FAST_SFT["config"], "seed": 7}}
+    second = run_graph(
+        resources,
+        selection=["sft_checkpoint", "served_model", "evaluation"],
+        instance=instance,
+        sft_checkpoint=retrained,
+    )
+    assert materialization_metadata(second, "sft_checkpoint")["artifact_version"] != sft_version
+    assert materialization_metadata(second, "served_model")["checkpoint_version"] == sft_version
+    versions = [
+        e.asset_materialization.tags["dagster/data_version"]
+        for e in instance.fetch_materializations(dg.AssetKey("served_model"), limit=2).records
+    ]
+    assert len(versions) == 2 and versions[0] == versions[1]
+    assert materialization_metadata(second, "evaluation")["served"] == "served"
+    assert read_metrics(tmp_path / "data")["models"]["served"] == first_sft
 
 
 def test_a_bad_pairs_file_fails_dpo_clearly(tmp_path, tiny_csv, resources_for):

@@ -17,16 +17,18 @@ def test_materialize_raw_csv_plus_from_the_cli(tmp_path, tiny_csv):
     assert (artifacts / "tokenizer" / "tokenizer.json").is_file()
 
 
-def test_dpo_checkpoint_plus_rebuilds_exactly_the_served_side(tmp_path, tiny_csv, resources_for):
+def test_dpo_checkpoint_downstream_rebuilds_exactly_the_served_side(
+    tmp_path, tiny_csv, resources_for
+):
     run_graph(
         resources_for(tiny_csv), sft_checkpoint={"config": {"stage1_epochs": 1, "stage2_epochs": 1}}
     )
     artifacts = tmp_path / "data" / "artifacts"
     before = published(artifacts)
-    materialize_cli("dpo_checkpoint+", tmp_path, tiny_csv, cwd=REPO)
+    materialize_cli("dpo_checkpoint*", tmp_path, tiny_csv, cwd=REPO)
     after = published(artifacts)
     rebuilt = {name for name in after if after[name] != before.get(name)}
-    assert rebuilt == {"dpo_checkpoint", "faiss_index", "predictions", "evaluation"}
+    assert rebuilt == {"dpo_checkpoint", "served_model", "faiss_index", "predictions", "evaluation"}
 
 
 def test_an_enrichment_selection_closed_upstream_runs_on_a_fresh_instance(tmp_path, tiny_csv):

@@ -73,13 +73,8 @@ def test_a_changed_line_of_training_code_changes_the_assets_that_run_it(package)
     after = versions(package)
     assert changed(before, after) == running(package, SFT_TRAINING)
     # dpo_checkpoint imports sft_checkpoint's module (for PROCESSES), whose train() imports
-    # training.sft; faiss_index and predictions import dpo_checkpoint's (served_model)
-    assert running(package, SFT_TRAINING) == {
-        "sft_checkpoint",
-        "dpo_checkpoint",
-        "faiss_index",
-        "predictions",
-    }
+    # training.sft; the serving side reads served_model's record and runs no training code
+    assert running(package, SFT_TRAINING) == {"sft_checkpoint", "dpo_checkpoint"}
 
 
 def test_comments_docstrings_and_layout_change_nothing(package):
@@ -154,7 +149,7 @@ def test_a_library_version_counts_where_the_closure_imports_it(monkeypatch, libr
 
 def test_trl_counts_for_the_dpo_side_and_torch_even_for_raw_csv():
     trl = {n for n in NAMES if "trl" in closure_of(f"{ASSETS}.{n}").libraries}
-    assert trl == {"dpo_checkpoint", "faiss_index", "predictions"}
+    assert trl == {"dpo_checkpoint"}
     # raw_csv reaches torch and transformers too: settings.py imports enrichment.text_vectors
     # (its settings model) and failures.py imports models.checkpoints
     assert {"torch", "transformers"} <= closure_of(f"{ASSETS}.raw_csv").libraries

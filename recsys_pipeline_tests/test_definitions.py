@@ -20,6 +20,7 @@ FIXED_KEYS = {
     "sft_checkpoint",
     "dpo_pairs",
     "dpo_checkpoint",
+    "served_model",
     "faiss_index",
     "predictions",
     "evaluation",

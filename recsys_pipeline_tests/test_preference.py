@@ -176,7 +176,7 @@ def test_two_dpo_steps_move_the_policy_and_keep_the_reference(tmp_path):
 
 
 def test_serving_choice():
-    from recsys_pipeline.training.dpo import choose_served
+    from recsys_pipeline.models.served import choose_served
 
     assert choose_served("best", sft_ndcg=0.07, dpo_ndcg=0.07) == "sft"  # a tie keeps SFT
     assert choose_served("best", sft_ndcg=0.07, dpo_ndcg=0.06) == "sft"

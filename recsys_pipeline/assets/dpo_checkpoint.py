@@ -1,11 +1,7 @@
 """dpo_checkpoint: preference tuning of the SFT model, and the choice of the model that is served
-(best on the validation targets, unless configured)."""
+(best on the validation targets, unless configured), which served_model publishes."""
 
-import contextlib
 import shutil
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Literal
 
 import dagster as dg
 from pydantic import Field
@@ -23,7 +19,7 @@ from recsys_pipeline.assets.versions import (
     unchanged,
 )
 from recsys_pipeline.compute import training_step
-from recsys_pipeline.data.artifacts import ArtifactError
+from recsys_pipeline.models.served import ServeRule, read_choice, write_choice
 from recsys_pipeline.resources.storage import RecsysStorage
 from recsys_pipeline.settings import Settings
 from recsys_pipeline.training.settings import DPOSettings
@@ -33,7 +29,7 @@ DPOConfig = config_from_settings(
     DPOSettings(),
     "DPO from the SFT model, and which model is served.",
     serve_model=(
-        Literal["best", "sft", "dpo"],
+        ServeRule,
         Field("best", description="best: the higher validation NDCG@10; or force sft or dpo"),
     ),
     num_processes=PROCESSES,
@@ -51,8 +47,7 @@ def definitions(settings: Settings) -> dg.Definitions:
         context: dg.AssetExecutionContext, config: DPOConfig, storage: RecsysStorage
     ) -> dg.MaterializeResult:
         """The SFT model after DPO (TRL, frozen SFT reference), with validation metrics before
-        and after, and the serving decision (serving.json) that faiss_index and predictions
-        follow."""
+        and after, and the serving decision (serving.json) that served_model publishes."""
         with failing_clearly(ValueError):
             dpo = config.settings()
         keys = ("sft_checkpoint", "dpo_pairs", "sequences", "tokenizer")
@@ -76,7 +71,7 @@ def train_dpo_checkpoint(
     version: dg.DataVersion,
 ) -> dg.MaterializeResult:
     from recsys_pipeline.data.vocab import load_vocab
-    from recsys_pipeline.training.dpo import DPOReport, reward_summary, run_request, write_serving
+    from recsys_pipeline.training.dpo import DPOReport, reward_summary, run_request
     from recsys_pipeline.training.pairs import PairsFileError, read_pairs
 
     vocab = load_vocab(inputs["tokenizer"])
@@ -99,8 +94,11 @@ def train_dpo_checkpoint(
             )
         )
         (folder / "dpo_report.json").write_text(report.to_json())
-        serving = write_serving(
-            folder, config.serve_model, report, sft_version=inputs["sft_checkpoint"].name
+        serving = write_choice(
+            folder,
+            config.serve_model,
+            {"sft": report.valid_before["ndcg@10"], "dpo": report.valid_after["ndcg@10"]},
+            sft_version=inputs["sft_checkpoint"].name,
         )
     shutil.rmtree(work_dir, ignore_errors=True)
     served = serving["served"]
@@ -137,10 +135,8 @@ def dpo_improves_on_sft(
     context: dg.AssetCheckExecutionContext, storage: RecsysStorage
 ) -> dg.AssetCheckResult:
     """Warns when DPO lowered validation NDCG@10; the pipeline goes on (best serves SFT)."""
-    from recsys_pipeline.training.dpo import read_serving
-
     with reading(context, storage, "dpo_checkpoint") as inputs:
-        serving = read_serving(inputs["dpo_checkpoint"])
+        serving = read_choice(inputs["dpo_checkpoint"])
     scores = serving["valid_ndcg@10"]
     return dg.AssetCheckResult(
         passed=scores["dpo"] > scores["sft"],
@@ -151,20 +147,3 @@ def dpo_improves_on_sft(
             "served": serving["served"],
         },
     )
-
-
-@contextlib.contextmanager
-def served_model(storage: RecsysStorage, inputs: Inputs) -> Iterator[tuple[str, Path]]:
-    """(name, pinned folder) of the model serving.json chose: the DPO folder itself, or the SFT
-    version that DPO was compared against (``inputs`` must hold dpo_checkpoint)."""
-    from recsys_pipeline.training.dpo import read_serving
-
-    serving = read_serving(inputs["dpo_checkpoint"])
-    if serving["served"] == "dpo":
-        yield "dpo", inputs["dpo_checkpoint"]
-        return
-    with contextlib.ExitStack() as stack:
-        with failing_clearly(ArtifactError, hint=": re-materialize dpo_checkpoint"):
-            sft = storage.artifacts().pinned("sft_checkpoint", serving["sft_version"])
-            folder = stack.enter_context(sft)
-        yield "sft", folder

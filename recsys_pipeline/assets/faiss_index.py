@@ -4,8 +4,8 @@ import dagster as dg
 import numpy as np
 
 from recsys_pipeline.assets.config import config_from_settings
-from recsys_pipeline.assets.dpo_checkpoint import served_model
 from recsys_pipeline.assets.failures import load_model
+from recsys_pipeline.assets.served_model import served_checkpoint
 from recsys_pipeline.assets.versions import data_version, published, reading
 from recsys_pipeline.automation import FOLLOW_SERVED_MODEL
 from recsys_pipeline.ranking.retrieval import IndexSettings
@@ -20,8 +20,7 @@ FaissIndexConfig = config_from_settings(
 @dg.asset(
     group_name="serving",
     kinds={"faiss"},
-    # the served model is the DPO one or the SFT one it was compared with
-    deps=["dpo_checkpoint", "sft_checkpoint", "tokenizer", "sequences"],
+    deps=["served_model", "tokenizer", "sequences"],
     automation_condition=FOLLOW_SERVED_MODEL,
 )
 def faiss_index(
@@ -36,14 +35,15 @@ def faiss_index(
     settings = config.settings()
     store = storage.artifacts()
     with (
-        reading(context, storage, "dpo_checkpoint", "tokenizer", "sequences") as inputs,
-        served_model(storage, inputs) as (served, folder),
+        reading(context, storage, "served_model", "tokenizer", "sequences") as inputs,
+        served_checkpoint(storage, inputs) as (served, folder),
     ):
         vocab = load_vocab(inputs["tokenizer"])
         histories = read_split(inputs["sequences"]).full
         model = load_model(folder)
         # what the index was built from: the online service loads exactly these versions
         read = {
+            "served_model_version": inputs["served_model"].name,
             "model_version": folder.name,
             "tokenizer_version": inputs["tokenizer"].name,
             "sequences_version": inputs["sequences"].name,
@@ -53,7 +53,7 @@ def faiss_index(
         rng.choice(len(histories), min(settings.recall_sample, len(histories)), replace=False)
     )
     index, info = build_item_index(model, vocab, histories.take(sample), settings)
-    info.update(model=served, **read)
+    info.update(model=served.model, **read)
     with store.writing("faiss_index") as out:
         write_index(index, out, info)
     context.log.info(

@@ -7,9 +7,9 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
-from recsys_pipeline.assets.dpo_checkpoint import served_model
 from recsys_pipeline.assets.failures import load_model
 from recsys_pipeline.assets.metadata import markdown_table
+from recsys_pipeline.assets.served_model import served_checkpoint
 from recsys_pipeline.assets.versions import data_version, published, reading
 from recsys_pipeline.automation import FOLLOW_INDEX
 from recsys_pipeline.data.histories import as_ids
@@ -29,7 +29,7 @@ def definitions(settings: Settings) -> dg.Definitions:
     @dg.asset(
         group_name="serving",
         kinds={"csv"},
-        deps=["faiss_index", "dpo_checkpoint", "sft_checkpoint", "sequences", "tokenizer"],
+        deps=["faiss_index", "served_model", "sequences", "tokenizer"],
         automation_condition=FOLLOW_INDEX,
         # the daemon marks predictions as failing freshness when they are older than this
         freshness_policy=dg.FreshnessPolicy.time_window(
@@ -56,10 +56,10 @@ def predict(
 
     started = time.perf_counter()
     store = storage.artifacts()
-    keys = ("faiss_index", "dpo_checkpoint", "sequences", "tokenizer")
+    keys = ("faiss_index", "served_model", "sequences", "tokenizer")
     with (
         reading(context, storage, *keys) as inputs,
-        served_model(storage, inputs) as (served, folder),
+        served_checkpoint(storage, inputs) as (served, folder),
     ):
         vocab = load_vocab(inputs["tokenizer"])
         titles = load_titles(inputs["tokenizer"])
@@ -69,7 +69,8 @@ def predict(
         if info.get("model_version") != folder.name:
             raise dg.Failure(
                 f"faiss_index was built for {info['model']} version {info.get('model_version')} "
-                f"but {served} version {folder.name} is served now: re-materialize faiss_index",
+                f"but {served.model} version {folder.name} is served now: re-materialize "
+                "faiss_index",
                 allow_retries=False,
             )
     top_items = recommend(
@@ -98,7 +99,7 @@ def predict(
         data_version(context, inputs, config.model_dump()),
         {
             "dagster/row_count": len(histories),
-            "model": served,
+            "model": served.model,
             "index": info["kind"],
             "k": TOP_K,
             "exclude_history": config.exclude_history,

@@ -128,6 +128,7 @@ def load_bundle(store: ArtifactStore, version: str) -> Bundle:
     from recsys_pipeline.data.split import read_split
     from recsys_pipeline.data.vocab import load_titles, load_vocab
     from recsys_pipeline.models.checkpoints import load_checkpoint
+    from recsys_pipeline.models.served import CHECKPOINT_ASSETS
     from recsys_pipeline.ranking.baselines import popularity_scores
     from recsys_pipeline.ranking.retrieval import read_index
     from recsys_pipeline.ranking.scoring import item_output_vectors
@@ -135,8 +136,9 @@ def load_bundle(store: ArtifactStore, version: str) -> Bundle:
     with contextlib.ExitStack() as pins:
         index_folder = pins.enter_context(store.pinned("faiss_index", version))
         index, info = read_index(index_folder)
-        model_key = f"{info['model']}_checkpoint"
-        model_folder = pins.enter_context(store.pinned(model_key, info["model_version"]))
+        # the served model as served_model recorded it when the index was built
+        checkpoint = CHECKPOINT_ASSETS[info["model"]]
+        model_folder = pins.enter_context(store.pinned(checkpoint, info["model_version"]))
         catalog = pins.enter_context(store.pinned("tokenizer", info["tokenizer_version"]))
         sequences = pins.enter_context(store.pinned("sequences", info["sequences_version"]))
         model = load_checkpoint(model_folder)

@@ -31,9 +31,6 @@ from recsys_pipeline.training.settings import DPOSettings
 from recsys_pipeline.training.tracking import tracker_run
 from recsys_pipeline.training.validation import RankingEvalSet
 
-SERVING_FILE = "serving.json"
-SERVE_RULES = ("best", "sft", "dpo")
-
 
 @dataclass
 class DPOReport:
@@ -223,33 +220,6 @@ def reward_summary(history: list[dict]) -> dict[str, float]:
 
 def _fmt(metrics: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-
-
-def choose_served(rule: str, sft_ndcg: float, dpo_ndcg: float) -> str:
-    """Which model serves: ``best`` (higher validation NDCG@10, SFT on a tie), or the one named."""
-    if rule in ("sft", "dpo"):
-        return rule
-    if rule != "best":
-        raise ValueError(f"serve_model={rule!r}: use one of {SERVE_RULES}")
-    return "dpo" if dpo_ndcg > sft_ndcg else "sft"
-
-
-def write_serving(folder: Path, rule: str, report: DPOReport, sft_version: str) -> dict:
-    """serving.json: the served model, the validation NDCG@10 it was chosen by, and the version
-    of the SFT checkpoint it was compared with (what is served when SFT wins)."""
-    scores = {"sft": report.valid_before["ndcg@10"], "dpo": report.valid_after["ndcg@10"]}
-    serving = {
-        "served": choose_served(rule, scores["sft"], scores["dpo"]),
-        "rule": rule,
-        "valid_ndcg@10": scores,
-        "sft_version": sft_version,
-    }
-    (folder / SERVING_FILE).write_text(json.dumps(serving, indent=2))
-    return serving
-
-
-def read_serving(folder: Path) -> dict:
-    return json.loads((folder / SERVING_FILE).read_text())
 
 
 if __name__ == "__main__":

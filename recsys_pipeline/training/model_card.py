@@ -307,8 +307,9 @@ def dpo_card(
         "optimisation (TRL's DPOTrainer) of the SFT model, which also served as the frozen "
         "reference, on (history, chosen next item, mined rejected item) pairs. Where the pipeline "
         "built this folder, `serving.json` beside it says whether this model or the SFT one "
-        "serves (the better on validation, unless configured) and which SFT version it started "
-        "from; that SFT checkpoint's card describes the supervised training.",
+        "serves (the better on validation, unless configured; the `served_model` step publishes "
+        "that choice) and which SFT version it started from; that SFT checkpoint's card "
+        "describes the supervised training.",
         config=config.to_dict(),
         items=items,
         data={
