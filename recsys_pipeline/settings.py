@@ -7,6 +7,7 @@ read from the NVIDIA driver's device files, not from torch.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -110,6 +111,19 @@ class Settings:
         return self.data_dir / "artifacts"
 
 
+@dataclass(frozen=True)
+class ServingSettings:
+    """The online API's process (``python -m recsys_pipeline.serving``)."""
+
+    host: str = "127.0.0.1"  # HOST: only this machine, unless told otherwise
+    port: int = 8000  # PORT
+    poll_seconds: float = 5.0  # RECSYS_SERVE_POLL_SECONDS: how often to look for a newer index
+    # RECSYS_SERVE_THREADS: torch threads of a model pass; one, because the passes and the HTTP
+    # handling share the cores
+    threads: int = 1
+    batch_wait_ms: float = 2.0  # RECSYS_SERVE_BATCH_WAIT_MS: a pass's wait for company under load
+
+
 def cuda_present() -> bool:
     """True when an NVIDIA driver exposes a device (cheap; does not import torch)."""
     return Path("/proc/driver/nvidia/version").exists() and any(Path("/dev").glob("nvidia[0-9]*"))
@@ -151,6 +165,43 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env.get("RECSYS_PREDICTIONS_MAX_AGE_DAYS") or Settings.predictions_max_age_days
         ),
     )
+
+
+def load_serving_settings(env: Mapping[str, str] | None = None) -> ServingSettings:
+    """Read HOST, PORT and the RECSYS_SERVE_* variables; empty values count as unset."""
+    env = os.environ if env is None else env
+    default = ServingSettings()
+    port = _number(env, "PORT", int, default.port)
+    if not 1 <= port <= 65535:
+        raise ValueError(f"PORT={port}: use a TCP port, 1 to 65535")
+    poll_seconds = _number(env, "RECSYS_SERVE_POLL_SECONDS", float, default.poll_seconds)
+    if not (math.isfinite(poll_seconds) and poll_seconds > 0):
+        raise ValueError(f"RECSYS_SERVE_POLL_SECONDS={poll_seconds}: use a number of seconds > 0")
+    threads = _number(env, "RECSYS_SERVE_THREADS", int, default.threads)
+    if threads < 1:
+        raise ValueError(f"RECSYS_SERVE_THREADS={threads}: use 1 or more")
+    batch_wait_ms = _number(env, "RECSYS_SERVE_BATCH_WAIT_MS", float, default.batch_wait_ms)
+    if not (math.isfinite(batch_wait_ms) and batch_wait_ms >= 0):
+        raise ValueError(f"RECSYS_SERVE_BATCH_WAIT_MS={batch_wait_ms}: use a number of ms >= 0")
+    return ServingSettings(
+        host=env.get("HOST") or default.host,
+        port=port,
+        poll_seconds=poll_seconds,
+        threads=threads,
+        batch_wait_ms=batch_wait_ms,
+    )
+
+
+def _number(env: Mapping[str, str], name: str, kind: type[int | float], default: float) -> float:
+    """``env[name]`` read as ``kind``, or ``default`` when it is unset or empty."""
+    value = env.get(name)
+    if not value:
+        return default
+    try:
+        return kind(value)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise ValueError(f"{name}={value!r} is not {what}") from None
 
 
 def _k8s_settings(env: Mapping[str, str]) -> K8sSettings:

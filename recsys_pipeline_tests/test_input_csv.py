@@ -9,11 +9,11 @@ from recsys_pipeline.data.histories import is_string_ids
 from recsys_pipeline.data.input_csv import parse_sequences_csv
 from recsys_pipeline.data.input_formats import (
     InputFileError,
-    parse_input,
     read_catalog,
     read_histories,
     write_parsed,
 )
+from recsys_pipeline.data.input_parsing import parse_input
 from recsys_pipeline_tests.conftest import HEADER, peak_memory, tiny_rows, write_rows
 
 GOOD = tiny_rows(n_users=40)

@@ -13,7 +13,8 @@ import zipfile
 
 import pytest
 
-from recsys_pipeline.data.input_formats import InputFileError, parse_input
+from recsys_pipeline.data.input_formats import InputFileError
+from recsys_pipeline.data.input_parsing import parse_input
 from recsys_pipeline.data.interaction_log import parse_interaction_log
 from recsys_pipeline_tests.conftest import peak_memory, tiny_rows, write_rows
 from recsys_pipeline_tests.test_interaction_log import LOG, as_log, by_user, write_log

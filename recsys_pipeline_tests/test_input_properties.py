@@ -16,7 +16,8 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recsys_pipeline.data.input_formats import InputFileError, parse_input
+from recsys_pipeline.data.input_formats import InputFileError
+from recsys_pipeline.data.input_parsing import parse_input
 from recsys_pipeline_tests.test_interaction_log import by_user
 
 PROPERTY_SETTINGS = settings(

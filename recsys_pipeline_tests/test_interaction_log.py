@@ -13,7 +13,8 @@ import pytest
 
 from recsys_pipeline.data.histories import is_string_ids
 from recsys_pipeline.data.input_csv import parse_sequences_csv
-from recsys_pipeline.data.input_formats import InputFileError, parse_input
+from recsys_pipeline.data.input_formats import InputFileError
+from recsys_pipeline.data.input_parsing import parse_input
 from recsys_pipeline.data.interaction_log import parse_interaction_log
 from recsys_pipeline_tests.conftest import tiny_rows, write_rows
 

@@ -27,7 +27,9 @@ from recsys_pipeline.resources import (
     SteamSource,
     WikipediaAPI,
 )
-from recsys_pipeline.serving.app import MAX_BATCH, Batcher, create_app
+from recsys_pipeline.serving.app import create_app
+from recsys_pipeline.serving.batching import Batcher
+from recsys_pipeline.serving.schemas import MAX_BATCH
 from recsys_pipeline_tests.conftest import REPO, tiny_rows, write_rows
 from recsys_pipeline_tests.helpers import run_graph
 
@@ -471,7 +473,7 @@ def test_a_new_model_is_swapped_in_while_requests_run(tmp_path):
     # the pipeline publishes a new served model (and index) while the requests go on
     serve_dpo = {"config": {"serve_model": "dpo"}}
     assert run_graph(
-        resources(tmp_path), selection="dpo_checkpoint+", dpo_checkpoint=serve_dpo
+        resources(tmp_path), selection="dpo_checkpoint*", dpo_checkpoint=serve_dpo
     ).success
     assert server.reload_if_newer()
     time.sleep(0.5)
@@ -485,13 +487,13 @@ def test_a_new_model_is_swapped_in_while_requests_run(tmp_path):
 
 
 def test_a_failed_reload_keeps_the_old_model_and_says_so(graph, client, monkeypatch):
-    from recsys_pipeline.serving import app as app_module
+    from recsys_pipeline.serving import reload
 
     server = client.app.state.server
     before = server.bundle
     healthy = client.get("/health")
     assert healthy.status_code == 200 and healthy.json()["last_error"] is None
-    monkeypatch.setattr(app_module, "published_version", lambda root: "a-version-that-breaks")
+    monkeypatch.setattr(reload, "published_version", lambda root: "a-version-that-breaks")
     assert not server.reload_if_newer()
     degraded = client.get("/health")
     # 503, so that a probe or load balancer sees it; the same body, saying why
@@ -509,8 +511,8 @@ def test_a_failed_reload_keeps_the_old_model_and_says_so(graph, client, monkeypa
 
     # the next version published loads: healthy again
     newer = dataclasses.replace(before, version="a-version-that-loads")
-    monkeypatch.setattr(app_module, "published_version", lambda root: newer.version)
-    monkeypatch.setattr(app_module, "load_bundle", lambda store, version: newer)
+    monkeypatch.setattr(reload, "published_version", lambda root: newer.version)
+    monkeypatch.setattr(reload, "load_bundle", lambda store, version: newer)
     try:
         assert server.reload_if_newer()
         health = client.get("/health")

@@ -46,3 +46,29 @@ def test_distinct_ids_with_the_same_title_get_distinct_tokens(tmp_path):
     save_vocab(vocab, ["Same", "Same"], tmp_path)
     tok = AutoTokenizer.from_pretrained(tmp_path)
     assert tok("<1><2>", add_special_tokens=False)["input_ids"] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("item_ids", "unknown"), [([3, 10, 42], 7), (["B01", "B07", "X9"], "B02")], ids=["int", "str"]
+)
+def test_columns_tokens_and_item_ids_convert_both_ways(item_ids, unknown):
+    vocab = ItemVocab(item_ids=np.array(item_ids))
+    columns = np.arange(vocab.n_items)
+    tokens = vocab.tokens_of_columns(columns)
+    assert tokens.tolist() == vocab.item_token_ids.tolist() == [1, 2, 3]
+    assert vocab.columns_of_tokens(tokens).tolist() == columns.tolist()
+    assert vocab.items_of_columns(columns).tolist() == item_ids
+    assert vocab.columns_of_items(np.array(item_ids[::-1])).tolist() == [2, 1, 0]
+    assert vocab.encode(vocab.items_of_columns(columns)).tolist() == tokens.tolist()
+    assert (
+        vocab.decode(vocab.tokens_of_columns(vocab.columns_of_items(np.array(item_ids)))).tolist()
+        == item_ids
+    )
+    # the item tokens of a vocabulary-wide axis are the item columns, in order
+    assert np.arange(vocab.vocab_size)[vocab.item_token_slice].tolist() == tokens.tolist()
+    assert vocab.columns_of_tokens(np.array([vocab.pad_token_id])).tolist() == [-1]
+    # an id outside the catalog: one past the last column (UNK's), never another item's
+    assert vocab.columns_of_items(np.array([unknown, item_ids[0]])).tolist() == [3, 0]
+    for column in (-1, vocab.n_items):
+        with pytest.raises(ValueError, match="not an item"):
+            vocab.items_of_columns(np.array([column]))

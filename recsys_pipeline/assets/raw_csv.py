@@ -14,8 +14,9 @@ from recsys_pipeline.assets.versions import published
 from recsys_pipeline.automation import OBSERVE, ON_UPSTREAM_CHANGE
 from recsys_pipeline.data.download import sha256_of
 from recsys_pipeline.data.histories import is_string_ids
-from recsys_pipeline.data.input_formats import InputFileError, parse_input, write_parsed
+from recsys_pipeline.data.input_formats import InputFileError, write_parsed
 from recsys_pipeline.data.input_location import InputUnavailableError
+from recsys_pipeline.data.input_parsing import parse_input
 from recsys_pipeline.resources.files import InputSource
 from recsys_pipeline.resources.storage import RecsysStorage
 from recsys_pipeline.settings import Settings

@@ -137,7 +137,7 @@ def _read_header(path: Path, rows: Iterator[tuple[int, list[str]]]) -> list[str]
 
 def parse_sequences_csv(path: Path, layout: Layout | None = None) -> ParsedSequences:
     """Parse the course CSV; raise InputFileError when the file as a whole is unusable (the share
-    of quarantined rows is checked by ``input_formats.parse_input``). ``layout`` when the caller
+    of quarantined rows is checked by ``input_parsing.parse_input``). ``layout`` when the caller
     has sniffed it already."""
     path = Path(path)
     layout = layout or layout_of(path)

@@ -1,4 +1,5 @@
-"""The two input formats, told apart by their header, and what both parse into.
+"""The two input formats, told apart by their header (``input_parsing.parse_input``), the rules
+both follow, and what both parse into.
 
 - The course CSV, one row per user: ``user_id,history_item_id,history_item_title`` with list
   literals (``input_csv.py``).
@@ -34,7 +35,7 @@ import pyarrow.parquet as pq
 
 from recsys_pipeline.data.histories import Histories, as_ids, ids_from_arrow, is_string_ids
 from recsys_pipeline.data.input_errors import InputFileError, QuarantinedRow
-from recsys_pipeline.data.input_streams import DECOMPRESSION_ERRORS, Layout, layout_of, open_text
+from recsys_pipeline.data.input_streams import Layout, layout_of, open_text
 
 CANONICAL_INT = re.compile(r"-?(0|[1-9][0-9]*)")
 _UNSAFE = re.compile(r"[\s<>]")
@@ -114,36 +115,6 @@ def header_of(path: Path, layout: Layout) -> list[str]:
             if any(cell.strip() for cell in row):
                 return [cell.strip() for cell in row]
     raise InputFileError(path, "the file is empty (expected a header and at least one row)")
-
-
-def parse_input(
-    path: Path, max_quarantine_fraction: float = 0.1, items_file: Path | None = None
-) -> ParsedSequences:
-    """Parse the input in whichever format its header names; titles from ``items_file``
-    (``item_id,title``) win over the input's own."""
-    from recsys_pipeline.data.input_csv import parse_sequences_csv
-    from recsys_pipeline.data.interaction_log import parse_interaction_log
-
-    path = Path(path)
-    layout = layout_of(path)
-    try:
-        names = header_of(path, layout)
-        if all(name in names for name in LOG_COLUMNS):
-            parsed = parse_interaction_log(path, layout, names)
-        elif all(name in names for name in SEQUENCE_COLUMNS):
-            parsed = parse_sequences_csv(path, layout)
-        else:
-            raise missing_columns_error(path, names)
-    except UnicodeDecodeError as exc:  # surrogateescape cannot keep every bad UTF-16/32 unit
-        raise InputFileError(path, f"the file is not valid {layout.encoding}: {exc}") from exc
-    except DECOMPRESSION_ERRORS as exc:
-        if layout.compression is None:
-            raise
-        raise InputFileError(path, f"the {layout.compression} data is corrupt: {exc}") from exc
-    check_quarantine(path, parsed, max_quarantine_fraction)
-    if items_file is not None:
-        add_item_titles(parsed, Path(items_file), max_quarantine_fraction)
-    return parsed
 
 
 def missing_columns_error(path: Path, names: list[str]) -> InputFileError:

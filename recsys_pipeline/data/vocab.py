@@ -4,6 +4,8 @@ Token ids: PAD = 0, then one token per item id in ascending item-id order (so a 
 always means a smaller item id, which keeps the tie rule of the metrics), then UNK, BOS, EOS.
 Item ids are the input's own, integers or strings (ASINs, SKUs); the catalog beside the tokenizer
 maps them to their tokens.
+Item column j (row j of a model's item vectors, column j of every score matrix) is token id j + 1;
+``ItemVocab``'s conversions are the one place that offset is written.
 Nothing here knows how many items there are: every constant comes from the catalog.
 Item tokens are spelled ``<123>`` and split by a regex pre-tokenizer, so ``"<1><22>"`` and
 ``"<1> <22>"`` both encode to two items and concatenating two encoded strings never merges tokens.
@@ -35,7 +37,7 @@ def item_token(item_id: int | str) -> str:
 
 @dataclass(frozen=True)
 class ItemVocab:
-    item_ids: np.ndarray  # sorted int64 or unicode ids; token id of item_ids[j] is j + 1
+    item_ids: np.ndarray  # sorted int64 or unicode ids; item_ids[j] is item column j
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "item_ids", as_ids(self.item_ids))
@@ -69,7 +71,31 @@ class ItemVocab:
 
     @property
     def item_token_ids(self) -> np.ndarray:
-        return np.arange(1, self.n_items + 1)
+        return self.tokens_of_columns(np.arange(self.n_items))
+
+    @property
+    def item_token_slice(self) -> slice:
+        """The item tokens of a vocabulary-wide axis, in column order: ``logits[:, s]`` is a view
+        of the item columns, without PAD, UNK, BOS and EOS."""
+        return slice(1, self.n_items + 1)
+
+    def columns_of_tokens(self, token_ids: np.ndarray) -> np.ndarray:
+        """Item token ids -> item columns (PAD, token 0, becomes column -1)."""
+        return np.asarray(token_ids, dtype=np.int64) - 1
+
+    def tokens_of_columns(self, columns: np.ndarray) -> np.ndarray:
+        """Item columns -> item token ids."""
+        return np.asarray(columns, dtype=np.int64) + 1
+
+    def columns_of_items(self, item_ids: np.ndarray) -> np.ndarray:
+        """Item ids -> item columns. An id outside the catalog gets column ``n_items`` (UNK's),
+        one past the last item: ``columns < n_items`` keeps the known ones, and indexing an
+        (n_items, ...) array with it fails rather than reading another item's row."""
+        return self.columns_of_tokens(self.encode(item_ids))
+
+    def items_of_columns(self, columns: np.ndarray) -> np.ndarray:
+        """Item columns -> item ids (raises on a column that is not an item's)."""
+        return self.decode(self.tokens_of_columns(columns))
 
     @property
     def string_ids(self) -> bool:
@@ -86,19 +112,18 @@ class ItemVocab:
             # a hash lookup: searchsorted over variable-width strings was 7x slower (0.54 s
             # against 0.08 s for the 453k events of the shared log); this takes 0.03 s
             found = pc.index_in(pa.array(item_ids), value_set=pa.array(self.item_ids))
-            position = found.fill_null(-1).to_numpy().astype(np.int64)
-            return np.where(position >= 0, position + 1, self.unk_token_id)
-        position = np.searchsorted(self.item_ids, item_ids)
-        clipped = np.minimum(position, self.n_items - 1)
-        known = self.item_ids[clipped] == item_ids
-        return np.where(known, clipped + 1, self.unk_token_id)
+            column = found.fill_null(-1).to_numpy().astype(np.int64)
+            return np.where(column >= 0, self.tokens_of_columns(column), self.unk_token_id)
+        column = np.minimum(np.searchsorted(self.item_ids, item_ids), self.n_items - 1)
+        known = self.item_ids[column] == item_ids
+        return np.where(known, self.tokens_of_columns(column), self.unk_token_id)
 
     def decode(self, token_ids: np.ndarray) -> np.ndarray:
         """Item token ids -> item ids (raises on special tokens)."""
-        token_ids = np.asarray(token_ids, dtype=np.int64)
-        if np.any((token_ids < 1) | (token_ids > self.n_items)):
+        columns = self.columns_of_tokens(token_ids)
+        if np.any((columns < 0) | (columns >= self.n_items)):
             raise ValueError("decode() got a token id that is not an item")
-        return self.item_ids[token_ids - 1]
+        return self.item_ids[columns]
 
     def contains(self, item_ids: np.ndarray) -> np.ndarray:
         return self.encode(item_ids) != self.unk_token_id

@@ -133,7 +133,7 @@ def fill_from_neighbours(
     vectors of the same typical norm. Only training parts are read, so nothing leaks from the
     validation or test targets."""
     n_items = vocab.n_items
-    columns = vocab.encode(train.items) - 1
+    columns = vocab.columns_of_items(train.items)
     users = np.repeat(np.arange(len(train)), train.lengths)
     by_item = np.argsort(columns, kind="stable")
     starts = np.searchsorted(columns[by_item], np.arange(n_items + 1))

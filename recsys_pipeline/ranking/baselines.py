@@ -11,8 +11,8 @@ from recsys_pipeline.ranking.full_ranking import Scorer
 
 
 def popularity_scores(train: Histories, vocab: ItemVocab) -> np.ndarray:
-    """Interaction count per item column (column j = token id j + 1), from the whole training part."""
-    columns = vocab.encode(train.items) - 1
+    """Interaction count per item column, from the whole training part."""
+    columns = vocab.columns_of_items(train.items)
     return np.bincount(columns[columns < vocab.n_items], minlength=vocab.n_items).astype(np.float32)
 
 
@@ -25,7 +25,7 @@ def popularity_scorer(train: Histories, vocab: ItemVocab) -> Scorer:
 def transition_counts(train: Histories, vocab: ItemVocab) -> torch.Tensor:
     """Sparse (n_items x n_items) counts: row = an item column, column = the item column that
     followed it in a training part."""
-    columns = vocab.encode(train.items) - 1
+    columns = vocab.columns_of_items(train.items)
     lengths = train.lengths
     follows = np.ones(len(columns), dtype=bool)
     follows[train.offsets[:-1][lengths > 0]] = False  # a user's first item follows nothing
@@ -43,7 +43,7 @@ def transition_counts(train: Histories, vocab: ItemVocab) -> torch.Tensor:
 
 def last_columns(batch: Histories, vocab: ItemVocab) -> torch.Tensor:
     """Each history's most recent item column."""
-    return torch.from_numpy(vocab.encode(batch.items[batch.offsets[1:] - 1]) - 1)
+    return torch.from_numpy(vocab.columns_of_items(batch.items[batch.offsets[1:] - 1]))
 
 
 def transition_scorer(train: Histories, vocab: ItemVocab) -> Scorer:

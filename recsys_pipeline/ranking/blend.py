@@ -69,7 +69,7 @@ def blend_weight_metrics(
     with torch.no_grad():
         for start in range(0, len(inputs), batch_size):
             batch = inputs.rows(start, start + batch_size)
-            columns = vocab.encode(targets[start : start + batch_size]) - 1
+            columns = vocab.columns_of_items(targets[start : start + batch_size])
             probabilities, following = _parts(model, transitions, batch, vocab)
             for weight in weights:
                 mixed = torch.lerp(probabilities, following, weight)

@@ -16,7 +16,7 @@ from recsys_pipeline.ranking.metrics import TOP_K, ranking_metrics, target_ranks
 if TYPE_CHECKING:
     import torch
 
-# Scores for a batch of user histories: a (batch, n_items) tensor, column j = token id j + 1.
+# Scores for a batch of user histories: a (batch, n_items) tensor over the vocab's item columns.
 Scorer = Callable[[Histories], "torch.Tensor"]
 
 
@@ -48,7 +48,7 @@ def history_columns(histories: Histories, vocab: ItemVocab) -> tuple[np.ndarray,
     """(row, item column) of every catalog item in each user's history: what
     ``exclude_history`` never recommends."""
     rows = np.repeat(np.arange(len(histories)), histories.lengths)
-    columns = vocab.encode(histories.items) - 1
+    columns = vocab.columns_of_items(histories.items)
     known = columns < vocab.n_items
     return rows[known], columns[known]
 
@@ -72,9 +72,9 @@ def rank_users(
             rows, columns = history_columns(batch, vocab)
             scores = scores.clone()  # the scorer's tensor may be shared (e.g. an expanded row)
             scores[rows, columns] = float("-inf")
-        tops.append(vocab.decode(top_k(scores, k) + 1))
+        tops.append(vocab.items_of_columns(top_k(scores, k)))
         if targets is not None:
-            columns = vocab.encode(targets[start:stop]) - 1
+            columns = vocab.columns_of_items(targets[start:stop])
             if np.any(columns >= vocab.n_items):
                 raise ValueError("a target item is not in the vocabulary")
             ranks.append(target_ranks(scores, columns))

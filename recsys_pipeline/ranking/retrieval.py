@@ -204,10 +204,9 @@ def recommend(
     A user with fewer than k recommendable items raises, unless ``allow_fewer`` (a service, which
     answers with what there is): then their row is padded with scores of -inf.
     ``progress_log``: where progress lines go (users done, batch by batch)."""
-    import torch
-
     from recsys_pipeline.ranking.scoring import (
         item_output_vectors,
+        last_hidden,
         model_inputs,
         seen_bias_of,
         seen_columns,
@@ -221,13 +220,11 @@ def recommend(
         for start in range(0, len(histories), batch_size):
             batch = histories.rows(start, start + batch_size)
             ids, mask = model_inputs(model, batch, vocab)
-            with torch.no_grad():
-                hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state
-            queries = hidden[:, -1].float().cpu().numpy()
+            queries = last_hidden(model, ids, mask).cpu().numpy()
             if exclude_history:
                 own, shift = padded(*history_columns(batch, vocab), len(batch)), -np.inf
             elif bias is not None:
-                own, shift = seen_columns(model, ids, mask), bias
+                own, shift = seen_columns(model, ids, mask, vocab), bias
             else:
                 own, shift = np.empty((len(batch), 0), dtype=np.int64), 0.0
             columns, best = top_k_with_history(index, queries, items, own, shift, k, allow_fewer)
@@ -238,4 +235,4 @@ def recommend(
         return Recommended(np.empty((0, k), np.int64), np.empty((0, k), np.float32))
     # padding (column -1) decodes as the first item: an id of the catalog's kind, marked by -inf
     columns = np.maximum(np.concatenate(tops), 0)
-    return Recommended(vocab.decode(columns + 1), np.concatenate(scores))
+    return Recommended(vocab.items_of_columns(columns), np.concatenate(scores))

@@ -33,6 +33,13 @@ def item_output_vectors(model: torch.nn.Module, vocab: ItemVocab) -> torch.Tenso
 
 
 @torch.no_grad()
+def last_hidden(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(batch, hidden) float32 user vectors of ``model_inputs``: the final hidden state after
+    each row's most recent item, which the item output rows score."""
+    return model.model(input_ids=ids, attention_mask=mask).last_hidden_state[:, -1].float()
+
+
+@torch.no_grad()
 def user_vectors(
     model: torch.nn.Module, histories: Histories, vocab: ItemVocab, batch_size: int = 2048
 ) -> torch.Tensor:
@@ -41,7 +48,7 @@ def user_vectors(
     out = []
     for start in range(0, len(histories), batch_size):
         ids, mask = model_inputs(model, histories.rows(start, start + batch_size), vocab)
-        out.append(model.model(input_ids=ids, attention_mask=mask).last_hidden_state[:, -1].float())
+        out.append(last_hidden(model, ids, mask))
     return torch.cat(out) if out else torch.empty(0, model.config.hidden_size)
 
 
@@ -50,12 +57,14 @@ def seen_bias_of(model: torch.nn.Module) -> float | None:
     return None if bias is None else float(bias.detach())
 
 
-def seen_columns(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+def seen_columns(
+    model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, vocab: ItemVocab
+) -> np.ndarray:
     """(batch, width) item columns that the model's seen-item bias shifts at the last position
     (its own rule, ``seen_tokens``), each once; -1 pads."""
     index, valid = seen_tokens(ids, mask, model.config)
-    columns = torch.where(valid[:, -1], index[:, -1] - 1, -1)
-    return columns.cpu().numpy()
+    columns = vocab.columns_of_tokens(index[:, -1].cpu().numpy())
+    return np.where(valid[:, -1].cpu().numpy(), columns, -1)
 
 
 def model_scorer(model: torch.nn.Module, vocab: ItemVocab) -> Scorer:
@@ -66,6 +75,6 @@ def model_scorer(model: torch.nn.Module, vocab: ItemVocab) -> Scorer:
         model.eval()
         ids, mask = model_inputs(model, batch, vocab)
         logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=1).logits[:, -1]
-        return logits[:, 1 : vocab.n_items + 1].float().cpu()
+        return logits[:, vocab.item_token_slice].float().cpu()
 
     return score

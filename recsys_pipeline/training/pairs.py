@@ -43,8 +43,8 @@ def build_pairs(
     eligible = train.lengths >= 2
     rows = np.flatnonzero(eligible)
     last = train.offsets[1:][eligible] - 1
-    positives = vocab.encode(train.items[last]) - 1
-    exclusions = [vocab.encode(split.full[r]) - 1 for r in rows]
+    positives = vocab.columns_of_items(train.items[last])
+    exclusions = [vocab.columns_of_items(split.full[r]) for r in rows]
     mined = mine_negatives(vectors, positives, exclusions, settings)
     prompts = train.rows_where(eligible).drop_last(np.ones(len(rows), dtype=np.int64))
     # prompt + completion = at most max_length items after BOS: the SFT input shape
@@ -54,7 +54,7 @@ def build_pairs(
         user_ids=prompts.user_ids[take],
         prompts=prompts.take(take),
         chosen=train.items[last][take],
-        rejected=vocab.decode(mined.negative + 1),
+        rejected=vocab.items_of_columns(mined.negative),
         kind=mined.kind,
     )
 
