@@ -6,9 +6,11 @@
   2. attention kernels on equal-length batches (no padding mask, so every kernel may run): SDPA
      with the flash backend forced, SDPA with the math backend forced, flash-attn 2 (where its
      wheel is installed);
-  3. one full SFT epoch of the real training code (``recsys_pipeline.training.sft.train_sft``,
-     no Dagster) on the shared data at the GPU profile (random item rows: the profile's text model
-     comes from a hub): seconds and validation NDCG@10 after it;
+  3. one full SFT epoch of the real training code (``recsys_pipeline.training.sft.run_request``,
+     the function the sft_checkpoint asset runs, on the sequences and tokenizer artifacts that the
+     pipeline's raw_csv, sequences and tokenizer assets build, materialized in-process) on the
+     shared data at the GPU profile (random item rows: the profile's text model comes from a
+     hub): seconds and validation NDCG@10 after it;
   4. top-10 for every user on the GPU (the model's logits and top-k on the device) against the
      CPU path the pipeline serves with (faiss when installed): identical ids, and both times.
 
@@ -19,14 +21,13 @@ FLOPs per real token, forward + backward (what MFU divides by the peak):
   6 * L * s * d    attention scores and values, causal (half of 12 * L * s * d), s = the batch's
                    mean real length, d = heads x head_dim.
 
-    python bench/gpu_check.py            # on the GPU machine (needs ../shared/data for step 3)
-    python bench/gpu_check.py --dry-run  # every step on a tiny model and tiny data, on the CPU
+    python -m bench.gpu_check            # on the GPU machine (needs ../shared/data)
+    python -m bench.gpu_check --dry-run  # every step on a tiny model and tiny data, on the CPU
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import csv
 import sys
 import tempfile
@@ -37,18 +38,17 @@ import numpy as np
 import torch
 
 import recsys_pipeline  # noqa: F401  (registers the model family)
+from recsys_pipeline.data.split import read_split
+from recsys_pipeline.data.vocab import load_vocab
 from recsys_pipeline.models.configuration_sasrec import VARIANTS, SASRecConfig
 from recsys_pipeline.models.modeling_sasrec import SASRecForCausalLM
+from recsys_pipeline.settings import PROFILES
 from recsys_pipeline.settings import SHARED_SEQUENCES as SHARED_CSV
 
 H200_BF16_DENSE_FLOPS = 989e12  # NVIDIA's H200 SXM figure (dense, no sparsity)
-ORIGINAL = dict(
-    hidden_size=1024,
-    num_hidden_layers=5,
-    num_attention_heads=8,
-    head_dim=64,
-    intermediate_size=4096,
-)
+SIZE = ("hidden_size", "num_hidden_layers", "num_attention_heads", "head_dim", "intermediate_size")
+# the original project's size: the GPU profile's model
+ORIGINAL = {field: getattr(PROFILES["gpu"].sft, field) for field in SIZE}
 TINY = dict(
     hidden_size=32, num_hidden_layers=2, num_attention_heads=2, head_dim=16, intermediate_size=64
 )
@@ -60,22 +60,45 @@ def row(step: str, what: str, result: str) -> None:
     print(f"| {step} | {what} | {result} |", flush=True)
 
 
-def histories(dry_run: bool) -> tuple[list[int], list[list[int]]]:
-    """(user ids, item sequences): the shared data, or a small synthetic catalog."""
-    if not dry_run and SHARED_CSV.is_file():
-        with SHARED_CSV.open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        return [int(r["user_id"]) for r in rows], [
-            ast.literal_eval(r["history_item_id"]) for r in rows
-        ]
+def input_file(dry_run: bool, folder: Path) -> Path:
+    """The input: the shared data, or a small synthetic catalog written as the course CSV."""
     if not dry_run:
-        sys.exit(f"step 3 needs the shared data at {SHARED_CSV}")
+        if not SHARED_CSV.is_file():
+            sys.exit(f"needs the shared data at {SHARED_CSV}")
+        return SHARED_CSV
     rng = np.random.default_rng(0)
-    sequences = []
-    for _ in range(400):
-        start = int(rng.integers(1, 60))
-        sequences.append([(start + step) % 60 + 1 for step in range(int(rng.integers(3, 12)))])
-    return list(range(400)), [list(dict.fromkeys(s)) for s in sequences]
+    path = folder / "sequences.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["user_id", "history_item_id", "history_item_title"])
+        for user in range(400):
+            start = int(rng.integers(1, 60))
+            steps = range(int(rng.integers(3, 12)))
+            items = list(dict.fromkeys((start + step) % 60 + 1 for step in steps))
+            writer.writerow([user, str(items), str([f"Game {i}" for i in items])])
+    return path
+
+
+def pipeline_artifacts(source: Path, folder: Path) -> Path:
+    """The artifacts folder after the pipeline's raw_csv, sequences and tokenizer assets ran on
+    ``source`` in-process: the split and the vocabulary every training step reads."""
+    import dagster as dg
+
+    from recsys_pipeline.definitions import build_definitions, build_resources
+    from recsys_pipeline.settings import load_settings
+
+    settings = load_settings(
+        {"RECSYS_DATA_DIR": str(folder), "RECSYS_RAW_CSV": str(source), "RECSYS_OFFLINE": "1"}
+    )
+    with dg.DagsterInstance.ephemeral() as instance:
+        dg.materialize(
+            build_definitions(settings).assets,
+            selection="*tokenizer",
+            resources=build_resources(settings),
+            instance=instance,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )
+    return settings.artifacts_dir
 
 
 def batch(lengths: np.ndarray, size: int, vocab: int, device: str, seed: int) -> dict:
@@ -193,32 +216,27 @@ def attention_kernels(device: str, size: dict, vocab: int, args: object) -> None
     row("2 attention", "flash-attn 2", f"{tokens / seconds:,.0f} tokens/s")
 
 
-def sft_epoch(device: str, args: object, users: list[int], sequences: list[list[int]]) -> object:
-    from recsys_pipeline.data.histories import Histories
-    from recsys_pipeline.data.split import Split
-    from recsys_pipeline.data.vocab import ItemVocab
-    from recsys_pipeline.settings import PROFILES
+def sft_epoch(device: str, args: object, artifacts: Path) -> object:
     from recsys_pipeline.training.settings import SFTSettings
-    from recsys_pipeline.training.sft import train_sft
+    from recsys_pipeline.training.sft import run_request
 
-    split = Split(full=Histories.from_lists(users, sequences))
-    vocab = ItemVocab(item_ids=np.unique(split.full.items))
+    split, vocab = read_split(artifacts / "sequences"), load_vocab(artifacts / "tokenizer")
     base = PROFILES["gpu"].sft.model_dump() if not args.dry_run else {**TINY, "batch_size": 64}
     settings = SFTSettings(**{**base, "init": "random", "stage1_epochs": 0, "stage2_epochs": 1})
     with tempfile.TemporaryDirectory() as tmp:
-        report = train_sft(
-            split.train,
-            *split.validation(),
-            vocab,
-            settings,
-            Path(tmp) / "work",
-            Path(tmp) / "out",
-            log=lambda line: None,
-        )
+        # the request the sft_checkpoint asset hands the same function (random rows: no vectors)
+        request = {
+            "sequences": str(artifacts / "sequences"),
+            "tokenizer": str(artifacts / "tokenizer"),
+            "settings": settings.model_dump(),
+            "work_dir": str(Path(tmp) / "work"),
+            "out_dir": str(Path(tmp) / "out"),
+        }
+        report = run_request(request, log=lambda line: None)
         model = SASRecForCausalLM.from_pretrained(Path(tmp) / "out").to(device)
     row(
         "3 SFT epoch",
-        f"{len(sequences):,} users, {settings.hidden_size} wide, batch {settings.batch_size}",
+        f"{len(split.full):,} users, {settings.hidden_size} wide, batch {settings.batch_size}",
         f"{report.train_seconds:.1f} s, validation NDCG@10 {report.best_metrics['ndcg@10']:.4f} "
         f"(on {report.device})",
     )
@@ -238,10 +256,10 @@ def retrieval(device: str, model: object, split: object, vocab: object) -> None:
         for start in range(0, len(histories), 4096):
             ids, mask = model_inputs(model, histories.rows(start, start + 4096), vocab)
             logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=1).logits[:, -1]
-            tops.append(top_k(logits[:, 1 : vocab.n_items + 1].float(), 10))
+            tops.append(top_k(logits[:, vocab.item_token_slice].float(), 10))
     synchronize(device)
     on_device = time.perf_counter() - started
-    found = vocab.decode(np.concatenate(tops) + 1)
+    found = vocab.items_of_columns(np.concatenate(tops))
     model = model.to("cpu")
     started = time.perf_counter()
     try:
@@ -278,15 +296,16 @@ def main() -> None:
     args.steps = args.steps or (3 if args.dry_run else 12)
     args.batch_size = args.batch_size or (16 if args.dry_run else 1024)
     size = TINY if args.dry_run else ORIGINAL
-    users, sequences = histories(args.dry_run)
-    vocab = (max(max(s) for s in sequences) if args.dry_run else 16_859) + 4
-    lengths = np.minimum([len(s) for s in sequences], 20)
-    name = torch.cuda.get_device_name() if device == "cuda" else "CPU (dry run)"
-    print(f"{time.strftime('%Y-%m-%d')}, {name}, torch {torch.__version__}")
-    print("| step | what | result |\n|---|---|---|")
-    model_family(device, size, vocab, lengths, args)
-    attention_kernels(device, size, vocab, args)
-    model, split, item_vocab = sft_epoch(device, args, users, sequences)
+    with tempfile.TemporaryDirectory() as tmp:
+        artifacts = pipeline_artifacts(input_file(args.dry_run, Path(tmp)), Path(tmp) / "data")
+        vocab = load_vocab(artifacts / "tokenizer").vocab_size
+        lengths = np.minimum(read_split(artifacts / "sequences").full.lengths, 20)
+        name = torch.cuda.get_device_name() if device == "cuda" else "CPU (dry run)"
+        print(f"{time.strftime('%Y-%m-%d')}, {name}, torch {torch.__version__}")
+        print("| step | what | result |\n|---|---|---|")
+        model_family(device, size, vocab, lengths, args)
+        attention_kernels(device, size, vocab, args)
+        model, split, item_vocab = sft_epoch(device, args, artifacts)
     retrieval(device, model, split, item_vocab)
     assert len(ROWS) == len(VARIANTS) + 3 + 2, ROWS  # every step gave its rows
 

@@ -3,19 +3,20 @@
 Rows: random vs title vs profile initialisation; the four variants; the learned seen-item bias
 off; the output layer in float32 instead of bf16 (the default on CPUs with fast bf16); a longer
 history (max length 50); and +DPO on the profile's model (the pipeline's DPO settings, served
-only where it wins on validation). Every row is the SFT model of one bench/references.py run,
-trained with the pipeline's SFT code (stage 1 + stage 2, best epoch by validation NDCG@10) once
-per seed (the split fixed) and scored on the test targets (full ranking); the table gives mean ±
-std over the seeds, and each row's test NDCG@10 against the profile's own SFT row, seed by seed,
-with the two-standard-error tie rule. Profiles are built offline (Steam matches and rule-based
+only where it wins on validation). Every row is the SFT model of one experiments/references.py
+run, trained by the pipeline's own sft_checkpoint asset (stage 1 + stage 2, best epoch by
+validation NDCG@10; materialized in-process, common.py) once per seed (the split fixed) and
+scored on the test targets (full ranking); the table gives mean ± std over the seeds, and each
+row's test NDCG@10 against the profile's own SFT row, seed by seed, with the two-standard-error
+tie rule. Profiles are built offline (Steam matches and rule-based
 facts; Wikipedia and the LLM need the network).
 
-The rows share references.py's per-seed cache (bench/results/references/): a row whose
+The rows share references.py's per-seed cache (experiments/results/references/): a row whose
 ``ours+...`` run is cached (SFT then DPO) takes its SFT model from there, otherwise it trains an
 ``sft+...`` run (SFT alone), so a row runs one seed at a time, and ``--table-only`` reprints what
 is cached:
 
-    .venv/bin/python bench/ablation.py [--rows NAME ...] [--seeds 1 2 3] [--threads N] [--table-only]
+    .venv/bin/python -m experiments.ablation [--rows NAME ...] [--seeds 1 2 3] [--threads N] [--table-only]
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import argparse
 import os
 
 from experiments import references
-from experiments.common import is_tie, real_data, spread
+from experiments.common import experiment_data, is_tie, spread
 from experiments.references import SERVED, cached_run, runner
 
 DEFAULT = "title init (sasrec_gate), the CPU profile"
@@ -114,7 +115,7 @@ def main() -> None:
                 continue
             name = cached[0] if cached else ROWS[row]
             if data is None and not cached:
-                data = real_data()
+                data = experiment_data()
             rows = cached_run(name, runner(name), seed, False, data, args.threads)
             measured.setdefault(row, []).append({**row_of(row, rows), "seed": seed})
             print(f"{row}, seed {seed}: from {name}", flush=True)

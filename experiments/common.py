@@ -1,119 +1,301 @@
-"""Shared by the quality experiments: the real data through the pipeline's own functions, and one
-training + test evaluation of our model."""
+"""Shared by the quality experiments: the pipeline's asset graph materialized in-process on the
+real data (the same stages, settings and artifacts as ``make run``, with an experiment's setting
+changes as run config), the figures read back from its artifacts, and the statistics of the
+tables."""
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import fcntl
 import json
 import math
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
-import numpy as np
+from pydantic import BaseModel
 
-from recsys_pipeline.data.input_csv import parse_sequences_csv
 from recsys_pipeline.data.split import Split
 from recsys_pipeline.data.vocab import ItemVocab
-from recsys_pipeline.enrichment.text_vectors import EmbeddingSettings, build_item_vectors
-from recsys_pipeline.settings import SHARED_SEQUENCES, SHARED_STEAM
-from recsys_pipeline.training.settings import SFTSettings
+from recsys_pipeline.enrichment.text_vectors import EmbeddingSettings
+from recsys_pipeline.settings import PROFILES, SHARED_SEQUENCES, SHARED_STEAM, Settings
+from recsys_pipeline.training.settings import DPOSettings, SFTSettings
+
+if TYPE_CHECKING:
+    from recsys_pipeline.data.artifacts import ArtifactStore
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# the experiments' pipelines, each a data folder and a Dagster instance kept between runs
+PIPELINES = RESULTS / "pipeline"
+WORKSPACE = PIPELINES / "experiments"  # the one the references, ablation and search share
+PROFILE = "cpu"  # the compute profile every experiment starts from
+# the steps' own log lines (training epochs, progress), not Dagster's event-by-event debug log
+LOG_LEVEL = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The asset graph on one input file, materialized in-process in ``root`` (its data folder
+    and its Dagster instance) with the profile's defaults, offline: what ``make run`` builds.
+    Both are kept between runs, so the pipeline's own data versions reuse every upstream step
+    that an experiment did not change (the enrichment, the item vectors across seeds)."""
+
+    source: Path  # the input file (RECSYS_RAW_CSV)
+    root: Path
+    steam: Path | None = None  # the Steam games file (RECSYS_STEAM_CSV), if any
+
+    def settings(self) -> Settings:
+        from recsys_pipeline.settings import load_settings
+
+        env = {
+            "RECSYS_DATA_DIR": str(self.root / "data"),
+            "RECSYS_RAW_CSV": str(self.source),
+            "RECSYS_OFFLINE": "1",
+            "RECSYS_PROFILE": PROFILE,
+        }
+        if self.steam is not None:
+            env["RECSYS_STEAM_CSV"] = str(self.steam)
+        return load_settings(env)
+
+    @contextlib.contextmanager
+    def run(self, selection: str, config: Mapping[str, Mapping] | None = None) -> Iterator[Run]:
+        """Materializes ``selection`` (its assets and their checks) with ``config`` as each
+        asset's run config, and yields what the run materialized, pinned. A second process
+        waits until the first has read its results: neither reads what the other published."""
+        import dagster as dg
+
+        from recsys_pipeline.data.artifacts import ArtifactStore
+        from recsys_pipeline.definitions import build_definitions, build_resources
+
+        settings = self.settings()
+        definitions = build_definitions(settings)
+        home = self.root / "dagster"
+        home.mkdir(parents=True, exist_ok=True)
+        if not (home / "dagster.yaml").is_file():
+            (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        run_config = {
+            **LOG_LEVEL,
+            "ops": {key: {"config": dict(values)} for key, values in (config or {}).items()},
+        }
+        with (self.root / "lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            with (
+                dg.DagsterInstance.from_config(str(home)) as instance,
+                contextlib.ExitStack() as pins,
+            ):
+                result = dg.materialize(
+                    [*definitions.assets, *definitions.asset_checks],
+                    selection=selection,
+                    resources=build_resources(settings),
+                    instance=instance,
+                    run_config=run_config,
+                )
+                store = ArtifactStore(settings.artifacts_dir)
+                folders, reused = {}, []
+                for event in result.get_asset_materialization_events():
+                    key = event.asset_key.to_user_string()
+                    metadata = event.materialization.metadata
+                    version = metadata["artifact_version"].value
+                    folders[key] = pins.enter_context(store.pinned(key, version))
+                    if metadata["reused"].value:
+                        reused.append(key)
+                yield Run(folders, sorted(reused), store, pins)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One materialization of the graph: each asset's artifact folder at the version the run
+    wrote (or reused), pinned while the run is read."""
+
+    folders: dict[str, Path]
+    reused: list[str]
+    store: ArtifactStore
+    pins: contextlib.ExitStack
+
+    def __getitem__(self, key: str) -> Path:
+        return self.folders[key]
+
+    def version(self, key: str, version: str) -> Path:
+        """Another version of ``key`` (the SFT model a DPO model was compared with), pinned."""
+        if self.folders.get(key, Path()).name == version:
+            return self.folders[key]
+        return self.pins.enter_context(self.store.pinned(key, version))
+
+    def versions(self) -> dict[str, str]:
+        return {key: folder.name for key, folder in self.folders.items()}
+
+
+class ExperimentData(NamedTuple):
+    """The data as the pipeline reads it (its split, vocabulary and titles), and the pipeline an
+    experiment trains in."""
+
+    split: Split
+    vocab: ItemVocab
+    titles: list[str]
+    pipeline: Pipeline
+
+
+def pipeline_data(pipeline: Pipeline) -> ExperimentData:
+    """raw_csv, sequences and tokenizer materialized, and read back from their artifacts."""
+    from recsys_pipeline.data.split import read_split
+    from recsys_pipeline.data.vocab import load_titles, load_vocab
+
+    with pipeline.run("*tokenizer") as run:
+        split = read_split(run["sequences"])
+        vocab, titles = load_vocab(run["tokenizer"]), load_titles(run["tokenizer"])
+    return ExperimentData(split, vocab, titles, pipeline)
+
+
+def shared_sequences() -> Path:
+    if not SHARED_SEQUENCES.is_file():
+        sys.exit(f"needs the real data at {SHARED_SEQUENCES}")
+    return SHARED_SEQUENCES
+
+
+def experiment_data(root: Path = WORKSPACE) -> ExperimentData:
+    """The shared real data in the experiments' pipeline (with the Steam file where it is)."""
+    steam = SHARED_STEAM if SHARED_STEAM.is_file() else None
+    return pipeline_data(Pipeline(shared_sequences(), root, steam))
 
 
 def real_data() -> tuple[Split, ItemVocab, list[str]]:
-    if not SHARED_SEQUENCES.is_file():
-        sys.exit(f"needs the real data at {SHARED_SEQUENCES}")
-    parsed = parse_sequences_csv(SHARED_SEQUENCES)
-    vocab = ItemVocab(item_ids=np.array(sorted(parsed.titles)))
-    return Split(full=parsed.histories), vocab, [parsed.titles[int(i)] for i in vocab.item_ids]
-
-
-def offline_profiles(titles: list[str]) -> list[str]:
-    """The item_profiles artifact as the pipeline builds it without network (Steam matches and
-    rule-based facts): the enrichment assets materialized on the real data in a scratch folder."""
-    import dagster as dg
-
-    from recsys_pipeline.definitions import build_resources, defs
-    from recsys_pipeline.enrichment.profiles import read_profiles
-    from recsys_pipeline.enrichment.text_vectors import profile_texts
-    from recsys_pipeline.settings import load_settings
-
+    """The shared real data's split, vocabulary and titles as the pipeline builds them (its
+    raw_csv, sequences and tokenizer assets, materialized in a temporary folder)."""
     with tempfile.TemporaryDirectory() as tmp:
-        settings = load_settings(
-            {
-                "RECSYS_DATA_DIR": tmp,
-                "RECSYS_RAW_CSV": str(SHARED_SEQUENCES),
-                "RECSYS_STEAM_CSV": str(SHARED_STEAM),
-                "RECSYS_OFFLINE": "1",
-                "RECSYS_PROFILE": "cpu",
-            }
-        )
-        dg.materialize(defs.assets, selection="*item_profiles", resources=build_resources(settings))
-        return profile_texts(titles, read_profiles(settings.artifacts_dir / "item_profiles"))
+        split, vocab, titles, _ = pipeline_data(Pipeline(shared_sequences(), Path(tmp)))
+    return split, vocab, titles
 
 
 def embedding_settings(dims: int, **changes: object) -> EmbeddingSettings:
-    """The item_embeddings settings of a model ``dims`` wide, with ``changes`` validated on top
-    (the width follows the model, so it is not one of them)."""
+    """The profile's item_embeddings settings for a model ``dims`` wide, with ``changes``
+    validated on top (the width follows the model, so it is not one of them)."""
     if "dimensions" in changes:
         raise ValueError("the text vectors' width is the model's hidden_size: change that instead")
-    return EmbeddingSettings(**changes, dimensions=dims)
+    return EmbeddingSettings(
+        **{**PROFILES[PROFILE].embedding.model_dump(), **changes, "dimensions": dims}
+    )
 
 
-def item_vectors(split: Split, vocab: ItemVocab, titles: list[str], settings: EmbeddingSettings):
-    """The item_embeddings vectors (of the titles, or under ``text: profile`` of the offline
-    profiles), kept in experiments/results/ by a hash of their inputs: encoding 17k texts costs
-    minutes on two cores, and every run asks for the same."""
-    texts = offline_profiles(titles) if settings.text == "profile" else titles
-    key = hashlib.sha256(
-        json.dumps([settings.model_dump(mode="json"), texts]).encode()
-        + split.train.items.tobytes()
-        + split.train.offsets.tobytes()
-    ).hexdigest()[:16]
-    path = RESULTS / f"item_vectors-{key}.npy"
-    if path.exists():
-        return np.load(path)
-    vectors = build_item_vectors(texts, split.train, vocab, settings, "cpu").vectors
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # one partial file per process: two runs started side by side both encode, and each must
-    # rename only its own complete file into place
-    partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.npy")
-    np.save(partial, vectors)
-    partial.replace(path)
-    return vectors
+def pipeline_dpo_settings(**changes: object) -> DPOSettings:
+    """The DPO settings a default dpo_checkpoint run uses, with ``changes`` validated on top."""
+    return DPOSettings(**{**DPOSettings().model_dump(), **changes})
 
 
-def ensure_venv(folder: Path, pins: list[str]) -> Path:
-    """A reference library's own virtual environment: torch 2.13.0 first (the CPU wheel on
-    disk; any other version would download a CUDA build), then the library's pins."""
-    python = folder / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
-        pip = [str(python), "-m", "pip", "install", "--quiet"]
-        subprocess.run([*pip, "--upgrade", "pip"], check=True)
-        subprocess.run([*pip, "torch==2.13.0"], check=True)
-        subprocess.run([*pip, *pins], check=True)
-    return python
+def cpu_settings(**changes: object) -> SFTSettings:
+    return SFTSettings(**{**PROFILES[PROFILE].sft.model_dump(), **changes})
 
 
-def mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+def changed_config(settings: BaseModel, defaults: BaseModel) -> dict[str, object]:
+    """An asset's run config: the fields of ``settings`` that differ from the asset's defaults,
+    and its seed (the one setting every run names)."""
+    values, base = settings.model_dump(mode="json"), defaults.model_dump(mode="json")
+    return {
+        field: value for field, value in values.items() if value != base[field] or field == "seed"
+    }
 
 
-def spread(values: list[float]) -> str:
-    mean, std = mean_std(values)
-    return f"{mean:.4f} ± {std:.4f}" if len(values) > 1 else f"{mean:.4f}"
+def materialized_run(
+    pipeline: Pipeline,
+    settings: SFTSettings,
+    embedding: EmbeddingSettings,
+    dpo: DPOSettings | None = None,
+    ideas: bool = False,
+    test: bool = True,
+) -> dict:
+    """Our model as the pipeline builds it (replacing a hand-wired SFT → pairs → DPO → choice →
+    evaluation), with these settings as the assets' run config: the graph up to sft_checkpoint,
+    then (given DPO settings) up to the evaluation, whose metrics.json holds the test metrics of
+    the model served_model names; with ``ideas``, also those of ``served_ideas`` on it. Without
+    ``test``, only the SFT model's validation: a search must not see the test targets. Without
+    DPO settings, the SFT model's test metrics under the evaluation's protocol."""
+    from recsys_pipeline.models.checkpoints import load_checkpoint
+    from recsys_pipeline.training.sft import SFTReport
+
+    profile = PROFILES[PROFILE]
+    config = {
+        "item_embeddings": changed_config(embedding, profile.embedding),
+        "sft_checkpoint": changed_config(settings, profile.sft),
+    }
+    if dpo is not None:
+        config["dpo_checkpoint"] = changed_config(dpo, DPOSettings())
+    target = "evaluation" if test and dpo is not None else "sft_checkpoint"
+    with pipeline.run(f"*{target}", config) as run:
+        report = SFTReport.from_dict(
+            json.loads((run["sft_checkpoint"] / "training_report.json").read_text())
+        )
+        result = {
+            "valid": report.best_metrics,
+            "epochs": len(report.epochs),
+            "median_epoch_seconds": report.train_seconds / max(1, len(report.epochs)),
+            "input_tokens_per_s": report.tokens_per_s,
+            "targets_per_s": report.targets_per_s,
+            "train_seconds": report.train_seconds,
+            "parameters": report.parameters,
+            "averaged": report.averaged,  # the mean checkpoints' own validation, served or not
+            # the artifact versions the figures come from; a reused step trained in an earlier run
+            "artifact_versions": run.versions(),
+            "reused": run.reused,
+        }
+        if not test:
+            return result
+        if dpo is None:
+            result["sft_test"] = sft_test(run)
+            result.update(test=result["sft_test"], served_valid=result["valid"])
+            served = run["sft_checkpoint"]
+        else:
+            served = served_results(run, result)
+        if ideas:
+            split, vocab = run_data(run)
+            result["ideas"] = served_ideas(load_checkpoint(served), split, vocab)
+    return result
 
 
-def is_tie(a: list[float], b: list[float]) -> bool:
-    """A difference of means smaller than two standard errors of that difference."""
-    error = math.sqrt(sum(mean_std(v)[1] ** 2 / len(v) for v in (a, b)))
-    return abs(statistics.mean(a) - statistics.mean(b)) < 2 * error
+def run_data(run: Run) -> tuple[Split, ItemVocab]:
+    from recsys_pipeline.data.split import read_split
+    from recsys_pipeline.data.vocab import load_vocab
+
+    return read_split(run["sequences"]), load_vocab(run["tokenizer"])
+
+
+def sft_test(run: Run) -> dict[str, float]:
+    """The SFT model's test metrics, ranked as the evaluation asset ranks it (its protocol),
+    where the run stopped before DPO."""
+    from recsys_pipeline.models.checkpoints import load_checkpoint
+    from recsys_pipeline.ranking.protocol import evaluate_targets
+    from recsys_pipeline.ranking.scoring import model_scorer
+
+    split, vocab = run_data(run)
+    scorer = model_scorer(load_checkpoint(run["sft_checkpoint"]), vocab)
+    return evaluate_targets({"sft": scorer}, split, vocab)["sft"].metrics()
+
+
+def served_results(run: Run, result: dict) -> Path:
+    """Adds the evaluation's figures to ``result``: the SFT model's test metrics, DPO's
+    validation, the model served_model names and its test metrics; returns its folder."""
+    from recsys_pipeline.models.served import ServedModel
+    from recsys_pipeline.ranking.protocol import METRICS_FILE
+    from recsys_pipeline.training.dpo import DPOReport
+
+    models = json.loads((run["evaluation"] / METRICS_FILE).read_text())["models"]
+    dpo_report = DPOReport.from_dict(
+        json.loads((run["dpo_checkpoint"] / "dpo_report.json").read_text())
+    )
+    served = ServedModel.read(run["served_model"])
+    result.update(
+        sft_test=models["sft"],
+        dpo_valid=dpo_report.valid_after,
+        served=served.model,
+        # the evaluation ranks the served model as its own row where it is not the latest
+        # checkpoint of its kind
+        test=models["served" if "served" in models else served.model],
+        served_valid=dpo_report.valid_after if served.model == "dpo" else result["valid"],
+    )
+    return run.version(served.checkpoint, served.version)
 
 
 def served_ideas(model: object, split: Split, vocab: ItemVocab) -> dict:
@@ -146,107 +328,52 @@ def served_ideas(model: object, split: Split, vocab: ItemVocab) -> dict:
     }
 
 
-def train_and_test(
-    split: Split,
-    vocab: ItemVocab,
-    vectors: np.ndarray | None,
-    settings: SFTSettings,
-    dpo: object | None = None,
-    ideas: bool = False,
-    test: bool = True,
-) -> dict:
-    """Train with the pipeline's SFT code (then DPO, when given settings for it); test metrics
-    under the pipeline's protocol, of the model the pipeline would serve (best on validation);
-    with ``ideas``, also those of ``served_ideas`` on the served model. Without ``test``, only
-    the SFT model's validation (a search must not see the test targets)."""
-    from recsys_pipeline.models.checkpoints import load_checkpoint
-    from recsys_pipeline.ranking.protocol import evaluate_targets
-    from recsys_pipeline.ranking.scoring import item_output_vectors, model_scorer
-    from recsys_pipeline.training.dpo import choose_served, train_dpo
-    from recsys_pipeline.training.negatives import MiningSettings
-    from recsys_pipeline.training.pairs import build_pairs
-    from recsys_pipeline.training.sft import train_sft
-    from recsys_pipeline.training.validation import RankingEvalSet
-
-    log = lambda line: print("   ", line, flush=True)  # noqa: E731
-    with tempfile.TemporaryDirectory() as tmp:
-        sft_dir, dpo_dir = Path(tmp) / "sft", Path(tmp) / "dpo"
-        report = train_sft(
-            split.train,
-            *split.validation(),
-            vocab,
-            settings,
-            Path(tmp) / "work",
-            sft_dir,
-            vectors,
-            log=log,
-        )
-        result = {
-            "valid": report.best_metrics,
-            "epochs": len(report.epochs),
-            "median_epoch_seconds": report.train_seconds / max(1, len(report.epochs)),
-            "input_tokens_per_s": report.tokens_per_s,
-            "targets_per_s": report.targets_per_s,
-            "train_seconds": report.train_seconds,
-            "parameters": report.parameters,
-            "averaged": report.averaged,  # the mean checkpoints' own validation, served or not
-        }
-        if not test:
-            return result
-        scorer = model_scorer(load_checkpoint(sft_dir), vocab)
-        result["sft_test"] = evaluate_targets({"m": scorer}, split, vocab)["m"].metrics()
-        served = sft_dir
-        if dpo is not None:
-            sft = load_checkpoint(sft_dir)
-            pairs = build_pairs(
-                split,
-                vocab,
-                item_output_vectors(sft, vocab).numpy(),
-                settings.max_history_length,
-                MiningSettings(),
-            )
-            validation = RankingEvalSet(*split.validation(), vocab)
-            dpo_report = train_dpo(
-                sft_dir, pairs, vocab, validation, dpo, Path(tmp) / "dpo-work", dpo_dir, log=log
-            )
-            choice = choose_served(
-                "best", dpo_report.valid_before["ndcg@10"], dpo_report.valid_after["ndcg@10"]
-            )
-            result.update(dpo_valid=dpo_report.valid_after, served=choice)
-            served = dpo_dir if choice == "dpo" else sft_dir
-        model = load_checkpoint(served)
-        test = evaluate_targets({"m": model_scorer(model, vocab)}, split, vocab)
-        result["test"] = test["m"].metrics()
-        result["served_valid"] = result["dpo_valid" if served == dpo_dir else "valid"]
-        if ideas:
-            result["ideas"] = served_ideas(model, split, vocab)
-    return result
+def ensure_venv(folder: Path, pins: list[str]) -> Path:
+    """A reference library's own virtual environment: torch 2.13.0 first (the CPU wheel on
+    disk; any other version would download a CUDA build), then the library's pins."""
+    python = folder / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
+        pip = [str(python), "-m", "pip", "install", "--quiet"]
+        subprocess.run([*pip, "--upgrade", "pip"], check=True)
+        subprocess.run([*pip, "torch==2.13.0"], check=True)
+        subprocess.run([*pip, *pins], check=True)
+    return python
 
 
-def pipeline_dpo_settings(**changes: object) -> object:
-    """The DPO settings a default dpo_checkpoint run uses, with ``changes`` validated on top."""
-    from recsys_pipeline.training.settings import DPOSettings
-
-    return DPOSettings(**{**DPOSettings().model_dump(), **changes})
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def cpu_settings(**changes: object) -> SFTSettings:
-    from recsys_pipeline.settings import PROFILES
+def spread(values: list[float]) -> str:
+    mean, std = mean_std(values)
+    return f"{mean:.4f} ± {std:.4f}" if len(values) > 1 else f"{mean:.4f}"
 
-    return SFTSettings(**{**PROFILES["cpu"].sft.model_dump(), **changes})
+
+def is_tie(a: list[float], b: list[float]) -> bool:
+    """A difference of means smaller than two standard errors of that difference."""
+    error = math.sqrt(sum(mean_std(v)[1] ** 2 / len(v) for v in (a, b)))
+    return abs(statistics.mean(a) - statistics.mean(b)) < 2 * error
 
 
 __all__ = [
-    "ensure_venv",
-    "is_tie",
-    "mean_std",
-    "spread",
-    "real_data",
-    "statistics",
-    "embedding_settings",
-    "item_vectors",
-    "offline_profiles",
-    "train_and_test",
+    "PIPELINES",
+    "WORKSPACE",
+    "ExperimentData",
+    "Pipeline",
+    "Run",
+    "changed_config",
     "cpu_settings",
+    "embedding_settings",
+    "ensure_venv",
+    "experiment_data",
+    "is_tie",
+    "materialized_run",
+    "mean_std",
+    "pipeline_data",
     "pipeline_dpo_settings",
+    "real_data",
+    "served_ideas",
+    "spread",
+    "statistics",
 ]

@@ -5,7 +5,7 @@ after `make run`: data/artifacts), mines pairs and trains DPO for each setting f
 checkpoint, and prints validation NDCG@10 before/after, test NDCG@10 and HR@10 of the DPO model,
 reward margins/accuracies and seconds. The DPO default was chosen from this table by validation.
 
-    .venv/bin/python bench/dpo_settings.py --artifacts data/artifacts [--rows default sft_term ...]
+    .venv/bin/python -m experiments.dpo_settings --artifacts data/artifacts [--rows NAME ...]
 """
 
 from __future__ import annotations

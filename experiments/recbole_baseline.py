@@ -4,16 +4,16 @@ training-throughput comparison against ours.
 1. Writes our leave-one-out split as RecBole atomic files (train = every prefix of each training
    part, valid/test = one row per user) and the expected rows; RecBole's runner checks its split
    equals ours.
-2. Installs RecBole in its own virtual environment (bench/.recbole-venv, pins below) and trains
+2. Installs RecBole in its own virtual environment (experiments/.recbole-venv, pins below) and trains
    SASRec (CE loss, 64 wide, 2 layers, 2 heads, max length 20, early stop on valid NDCG@10).
 
 The quality comparison (three seeds, masked and unmasked) is references.py. Run alone, this
-only times training, in one run: ours for N epochs (the first with the item rows frozen, as the
-pipeline trains), RecBole for N epochs, ours again; the ratio is ours (the mean of both) over
-RecBole's. The machine's speed drifts by up to 2x over hours, so only a ratio measured this way
-is comparable.
+only times training, in one run: ours for N epochs (the pipeline's sft_checkpoint asset,
+materialized in-process; the first epoch with the item rows frozen), RecBole for N epochs, ours
+again; the ratio is ours (the mean of both) over RecBole's. The machine's speed drifts by up to
+2x over hours, so only a ratio measured this way is comparable.
 
-    .venv/bin/python bench/recbole_baseline.py --throughput 2
+    .venv/bin/python -m experiments.recbole_baseline --throughput 2
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from experiments.common import ensure_venv
+from experiments.common import ExperimentData, ensure_venv
 
 EXPERIMENTS = Path(__file__).resolve().parent
 VENV = EXPERIMENTS / ".recbole-venv"
@@ -93,14 +93,33 @@ def train_recbole(split, seed: int, epochs: int | None = None, threads: int | No
         return json.loads(out.read_text())
 
 
-def throughput_only(split, vocab, titles: list[str], epochs: int) -> None:
-    from experiments.common import cpu_settings, embedding_settings, item_vectors, train_and_test
+def throughput_only(data: ExperimentData, epochs: int) -> None:
+    from experiments.common import (
+        PIPELINES,
+        Pipeline,
+        cpu_settings,
+        embedding_settings,
+        materialized_run,
+    )
 
-    settings = cpu_settings(stage1_epochs=1, stage2_epochs=epochs - 1, patience=epochs)
-    vectors = item_vectors(split, vocab, titles, embedding_settings(settings.hidden_size))
-    runs = {"ours, before RecBole": train_and_test(split, vocab, vectors, settings)}
-    runs["RecBole 1.2.1 SASRec"] = train_recbole(split, seed=2020, epochs=epochs)
-    runs["ours, after RecBole"] = train_and_test(split, vocab, vectors, settings)
+    # a pipeline of its own, and a seed per run, so that the latest model never has the same
+    # settings: the pipeline would reuse it rather than train (and time) it again
+    pipeline = Pipeline(data.pipeline.source, PIPELINES / "throughput", data.pipeline.steam)
+
+    def ours(seed: int) -> dict:
+        settings = cpu_settings(
+            stage1_epochs=1, stage2_epochs=epochs - 1, patience=epochs, seed=seed
+        )
+        run = materialized_run(
+            pipeline, settings, embedding_settings(settings.hidden_size), test=False
+        )
+        if "sft_checkpoint" in run["reused"]:
+            raise SystemExit(f"the pipeline in {pipeline.root} reused a model: nothing was timed")
+        return run
+
+    runs = {"ours, before RecBole": ours(seed=1)}
+    runs["RecBole 1.2.1 SASRec"] = train_recbole(data.split, seed=2020, epochs=epochs)
+    runs["ours, after RecBole"] = ours(seed=2)
     print_throughput(runs)
     recbole = runs.pop("RecBole 1.2.1 SASRec")
     for key in ("input_tokens_per_s", "targets_per_s"):
@@ -123,9 +142,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--throughput", type=int, metavar="EPOCHS", required=True)
     args = parser.parse_args()
-    from experiments.common import real_data
+    from experiments.common import experiment_data
 
-    throughput_only(*real_data(), args.throughput)
+    throughput_only(experiment_data(), args.throughput)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,16 @@
 """Benchmark: an Optuna search over the CPU profile's SFT settings, judged on the validation
 targets only (the test targets are never scored here).
 
-Each trial trains a short run of the pipeline's SFT code (one frozen epoch, then SHORT_EPOCHS)
-with one seed; its value is the best epoch's validation NDCG@10. Optuna's TPE sampler picks the
-next trial from the ones before. The trials go to a journal file (bench/results/search.journal,
+Each trial materializes the pipeline up to sft_checkpoint (the experiments' pipeline, common.py:
+the data, enrichment and item vectors are reused from the run before) with a short training (one
+frozen epoch, then SHORT_EPOCHS) and one seed as its run config; its value is the best epoch's
+validation NDCG@10 from the checkpoint's training report. Optuna's TPE sampler picks the next
+trial from the ones before. The trials go to a journal file (experiments/results/search.journal,
 committed: appended line by line, so a search stopped mid-way, or in an earlier session,
 continues where it was). The best trial is printed as the ``ours+FIELD=VALUE+...`` run that
-``bench/references.py`` retrains at full length, three seeds, against the served model.
+``experiments/references.py`` retrains at full length, three seeds, against the served model.
 
-    .venv/bin/python bench/search.py [--trials N] [--minutes M] [--threads N]
+    .venv/bin/python -m experiments.search [--trials N] [--minutes M] [--threads N]
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ from pathlib import Path
 import optuna
 
 from experiments.common import (
+    ExperimentData,
     cpu_settings,
     embedding_settings,
-    item_vectors,
-    real_data,
-    train_and_test,
+    experiment_data,
+    materialized_run,
 )
 
 JOURNAL = Path(__file__).resolve().parent / "results" / "search.journal"
@@ -47,18 +49,11 @@ def suggest(trial: optuna.Trial) -> dict[str, object]:
     }
 
 
-def objective(data: tuple, short: dict[str, object]) -> Callable[[optuna.Trial], float]:
-    split, vocab, titles = data
-
+def objective(data: ExperimentData, short: dict[str, object]) -> Callable[[optuna.Trial], float]:
     def value(trial: optuna.Trial) -> float:
         settings = cpu_settings(**short, **suggest(trial), seed=1)
-        text = settings.init == "text"
-        vectors = (
-            item_vectors(split, vocab, titles, embedding_settings(settings.hidden_size))
-            if text
-            else None
-        )
-        run = train_and_test(split, vocab, vectors, settings, test=False)
+        embedding = embedding_settings(settings.hidden_size)
+        run = materialized_run(data.pipeline, settings, embedding, test=False)
         trial.set_user_attr("minutes", run["train_seconds"] / 60)
         return run["valid"]["ndcg@10"]
 
@@ -71,7 +66,7 @@ def run_name(params: dict[str, object]) -> str:
 
 
 def search(
-    data: tuple,
+    data: ExperimentData,
     trials: int,
     minutes: float | None,
     journal: Path = JOURNAL,
@@ -114,7 +109,8 @@ def report(study: optuna.Study, top: int = 8) -> list[str]:
         lines.append(f"| {t.number} | {t.value:.4f} | {t.user_attrs['minutes']:.1f} | {settings} |")
     if done:
         lines.append(
-            f"\nretrain the best in full: bench/references.py --runs {run_name(done[0].params)}"
+            "\nretrain the best in full: python -m experiments.references --runs "
+            + run_name(done[0].params)
         )
     return lines
 
@@ -132,7 +128,7 @@ def main() -> None:
     if args.report_only:
         study = optuna.load_study(study_name=STUDY, storage=journal_storage(JOURNAL))
     else:
-        study = search(real_data(), args.trials, args.minutes)
+        study = search(experiment_data(), args.trials, args.minutes)
     print("\n".join(report(study)))
 
 

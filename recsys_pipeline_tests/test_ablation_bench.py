@@ -1,22 +1,18 @@
-"""The ablation (bench/ablation.py): each row is the SFT model of a references.py run, read from
-the same per-seed cache (an ours+ run before an sft+ one), with mean ± std and the gain over the
-profile's own row seed by seed."""
+"""The ablation (experiments/ablation.py): each row is the SFT model of a references.py run, read
+from the same per-seed cache (an ours+ run before an sft+ one), with mean ± std and the gain over
+the profile's own row seed by seed."""
 
 from __future__ import annotations
 
 import json
 import sys
 
-import numpy as np
 import pytest
 
 from experiments import ablation, references
 from experiments.ablation import DEFAULT, ROWS, SERVED_ROW, candidates, table
+from experiments.common import Pipeline, pipeline_data
 from experiments.references import SERVED, runner, variant_changes
-from recsys_pipeline.data.histories import Histories
-from recsys_pipeline.data.split import Split
-from recsys_pipeline.data.vocab import ItemVocab
-from recsys_pipeline_tests.conftest import tiny_rows
 
 
 def test_every_row_is_a_valid_run_and_an_ours_run_serves_an_sft_row():
@@ -30,10 +26,8 @@ def test_every_row_is_a_valid_run_and_an_ours_run_serves_an_sft_row():
             variant_changes(bad)
 
 
-def test_an_sft_run_trains_no_dpo_and_carries_its_training_record():
-    rows = tiny_rows()
-    split = Split(full=Histories.from_lists([r[0] for r in rows], [json.loads(r[1]) for r in rows]))
-    data = (split, ItemVocab(item_ids=np.arange(1, 41)), [str(i) for i in range(1, 41)])
+def test_an_sft_run_trains_no_dpo_and_carries_its_training_record(tmp_path, tiny_csv):
+    data = pipeline_data(Pipeline(tiny_csv, tmp_path / "pipeline"))
     name = (
         "sft+init=random+hidden_size=16+intermediate_size=32+stage2_epochs=1"
         "+output_precision=float32"
@@ -43,6 +37,9 @@ def test_an_sft_run_trains_no_dpo_and_carries_its_training_record():
     assert label.startswith("ours, SFT, init=random")
     assert row["run"]["epochs"] == 1 and "dpo_valid" not in row["run"]
     assert row["test"] == row["run"]["sft_test"] == row["run"]["test"]
+    # the pipeline stopped at its SFT model, and the row names the artifacts it read
+    assert "sft_checkpoint" in row["run"]["artifact_versions"]
+    assert not {"dpo_pairs", "dpo_checkpoint"} & set(row["run"]["artifact_versions"])
 
 
 def seed_rows(sft: float, served: float | None = None, label: str = "ours, SFT (CPU profile)"):

@@ -1,19 +1,12 @@
-"""The settings search (bench/search.py): trials judged on validation, kept in a journal that a
-later search continues, the best printed as a run references.py accepts."""
+"""The settings search (experiments/search.py): trials judged on validation (the pipeline
+materialized up to sft_checkpoint, never further), kept in a journal that a later search
+continues, the best printed as a run references.py accepts."""
 
 from __future__ import annotations
 
-import json
-
-import numpy as np
-
-from experiments.common import cpu_settings
+from experiments.common import Pipeline, cpu_settings, pipeline_data
 from experiments.references import variant_changes
 from experiments.search import report, search
-from recsys_pipeline.data.histories import Histories
-from recsys_pipeline.data.split import Split
-from recsys_pipeline.data.vocab import ItemVocab
-from recsys_pipeline_tests.conftest import tiny_rows
 
 TINY = dict(
     init="random",
@@ -25,14 +18,14 @@ TINY = dict(
 )
 
 
-def test_a_search_starts_from_the_profile_and_a_later_one_continues_it(tmp_path, monkeypatch):
+def test_a_search_starts_from_the_profile_and_a_later_one_continues_it(
+    tmp_path, tiny_csv, monkeypatch
+):
     def no_test_scoring(*args, **kwargs):
         raise AssertionError("a search scored the test targets")
 
     monkeypatch.setattr("recsys_pipeline.ranking.protocol.evaluate_targets", no_test_scoring)
-    rows = tiny_rows()
-    split = Split(full=Histories.from_lists([r[0] for r in rows], [json.loads(r[1]) for r in rows]))
-    data = (split, ItemVocab(item_ids=np.arange(1, 41)), [str(i) for i in range(1, 41)])
+    data = pipeline_data(Pipeline(tiny_csv, tmp_path / "pipeline"))
     journal = tmp_path / "search.journal"
 
     first = [t.params for t in search(data, 2, None, journal, TINY).trials]
@@ -47,3 +40,7 @@ def test_a_search_starts_from_the_profile_and_a_later_one_continues_it(tmp_path,
     command = lines[-1].split("--runs ")[1]
     assert set(variant_changes(command)) == set(best.params)  # a run references.py accepts
     assert lines[3].startswith(f"| {best.number} | {best.value:.4f} |")
+    # every trial stopped at sft_checkpoint: no DPO model, no evaluation of the test targets
+    artifacts = tmp_path / "pipeline" / "data" / "artifacts"
+    assert (artifacts / "sft_checkpoint").is_dir()
+    assert not any((artifacts / key).exists() for key in ("dpo_pairs", "evaluation"))
