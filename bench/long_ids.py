@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from bench.interaction_log import OURS, generate, measure
-from recsys_pipeline.monitoring.provenance import REPO, machine
+from recsys_pipeline.monitoring.provenance import REPO, machine, save_result
 
 RESULT = REPO / "bench" / "results" / "long_ids.json"
 
@@ -87,8 +87,10 @@ def main() -> None:
         result = json.loads(RESULT.read_text())
     else:
         result = run(args.events, args.id_bytes, args.scratch)
-        RESULT.parent.mkdir(parents=True, exist_ok=True)
-        RESULT.write_text(json.dumps(result, indent=1))
+        command = (
+            f".venv/bin/python -m bench.long_ids --events {args.events} --id-bytes {args.id_bytes}"
+        )
+        result = save_result(RESULT, command, result["rows"])
     print("\n".join(table(result)))
 
 

@@ -10,21 +10,24 @@ seeds a row (the split fixed), mean ± std; a difference under two standard erro
   scores it and the same trained model with the sequence's items masked; its runner checks
   that every validation and test row is ours.
 - Popularity and last-item transitions (no training, so one run).
-- Ours: the CPU profile's served model (SFT, then DPO where it wins on validation), and on it
-  the ideas that need no retraining: the seen items masked at scoring, and the blend with
-  last-item transitions (weight chosen on the validation targets).
+- Ours: the CPU profile's served model (SFT, then DPO where it wins on validation), built by the
+  pipeline's own assets (the graph materialized in-process up to the evaluation, the run's
+  settings and seed as run config: common.materialized_run; its metrics are the evaluation's
+  metrics.json), and on it the ideas that need no retraining: the seen items masked at scoring,
+  and the blend with last-item transitions (weight chosen on the validation targets).
 - Ours retrained with CPU-profile SFT settings changed (the ideas that need retraining): a run
   named ``ours+FIELD=VALUE[+FIELD=VALUE]``, e.g. ``ours+stage2_epochs=10``, where a field
   ``dpo.NAME`` changes the DPO settings and ``embedding.NAME`` the item text vectors instead
   (a list field takes commas: ``ours+dpo.loss_weights=1,0.5``); its served model is compared
   with the default's seed by seed. ``sft+...`` trains the same SFT model and stops there (the
-  ablation's rows, bench/ablation.py; an ``ours+...`` run of the same settings holds it too).
+  ablation's rows, experiments/ablation.py; an ``ours+...`` run of the same settings holds it
+  too).
 
-A run's rows are cached per seed in bench/results/references/ (committed; --rerun redoes
-them); the table
-is printed from the cache for the seeds asked, so the rows can be run one at a time:
+A run's rows are cached per seed in experiments/results/references/ (committed; --rerun redoes
+them); the table is printed from the cache for the seeds asked, so the rows can be run one at a
+time:
 
-    .venv/bin/python bench/references.py [--runs NAME ...] [--seeds 1 2 3] [--threads N]
+    .venv/bin/python -m experiments.references [--runs NAME ...] [--seeds 1 2 3] [--threads N]
 
 Without --runs, every run above and every cached ``ours+...`` variant.
 """
@@ -46,14 +49,13 @@ from experiments.common import (
     cpu_settings,
     embedding_settings,
     ensure_venv,
+    experiment_data,
     is_tie,
-    item_vectors,
+    materialized_run,
     pipeline_dpo_settings,
-    real_data,
     spread,
-    train_and_test,
 )
-from recsys_pipeline.monitoring.provenance import machine
+from recsys_pipeline.monitoring.provenance import provenance
 
 EXPERIMENTS = Path(__file__).resolve().parent
 CACHE = EXPERIMENTS / "results" / "references"
@@ -112,7 +114,7 @@ def metrics_of_lists(lists: dict[str, list[str]], split) -> dict:
     return ranking_metrics(np.array(ranks))
 
 
-def run_baselines(split, vocab, titles, seed, threads) -> dict:
+def run_baselines(split, vocab, titles, pipeline, seed, threads) -> dict:
     from recsys_pipeline.ranking.baselines import popularity_scorer, transition_scorer
     from recsys_pipeline.ranking.protocol import evaluate_targets
 
@@ -128,7 +130,7 @@ def run_baselines(split, vocab, titles, seed, threads) -> dict:
 
 
 def run_rectools(setting: str):
-    def run(split, vocab, titles, seed, threads) -> dict:
+    def run(split, vocab, titles, pipeline, seed, threads) -> dict:
         python = ensure_venv(RECTOOLS_VENV, RECTOOLS_PINS)
         with tempfile.TemporaryDirectory() as tmp:
             interactions, settings, out = (Path(tmp) / n for n in ("in.csv", "s.json", "o.json"))
@@ -148,8 +150,8 @@ def run_rectools(setting: str):
     return run
 
 
-def run_recbole(split, vocab, titles, seed, threads) -> dict:
-    from recbole_baseline import train_recbole
+def run_recbole(split, vocab, titles, pipeline, seed, threads) -> dict:
+    from experiments.recbole_baseline import train_recbole
 
     result = train_recbole(split, seed, threads=threads)
     valid = {"ndcg@10": result["best_valid_ndcg@10"]}
@@ -205,14 +207,14 @@ def run_ours(changes: dict[str, str | list[str]], dpo: bool = True):
     )
     groups = split_changes(changes)
 
-    def run(split, vocab, titles, seed, threads) -> dict:
+    def run(split, vocab, titles, pipeline, seed, threads) -> dict:
         settings = cpu_settings(**groups["sft"], seed=seed)
         embedding = embedding_settings(settings.hidden_size, **groups["embedding"])
-        vectors = item_vectors(split, vocab, titles, embedding) if settings.init == "text" else None
         dpo_settings = pipeline_dpo_settings(**groups["dpo"], seed=seed) if dpo else None
-        # the ideas that need no retraining are measured on the default model only
-        run = train_and_test(
-            split, vocab, vectors, settings, dpo_settings, ideas=dpo and not changes
+        # the pipeline's own assets train and evaluate it; the ideas that need no retraining
+        # are measured on the default model only
+        run = materialized_run(
+            pipeline, settings, embedding, dpo_settings, ideas=dpo and not changes
         )
         sft_label = f"ours, SFT, {described}" if changes else "ours, SFT (CPU profile)"
         sft = {"valid": run["valid"], "test": run["sft_test"]}
@@ -262,7 +264,8 @@ def cached_run(name: str, run, seed: int, rerun: bool, data, threads: int) -> di
     rows = run(*data, seed, threads)
     for row in rows.values():
         row["minutes"] = (time.perf_counter() - started) / 60
-        row["machine"] = machine()
+        command = f".venv/bin/python -m experiments.references --runs {name} --seeds {seed}"
+        row.update(provenance(f"{command} --threads {threads}", threads=threads))
     CACHE.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
     partial.write_text(json.dumps(rows, indent=1))
@@ -359,7 +362,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)  # the runs in this process; the libraries get it too
-    data = None if args.table_only else real_data()
+    data = None if args.table_only else experiment_data()
     runs: dict[str, list[dict]] = {}
     ours_by_seed: dict[int, dict] = {}
     for name in args.runs:

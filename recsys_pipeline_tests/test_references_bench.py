@@ -11,7 +11,6 @@ from experiments.references import (
     SERVED,
     against_served,
     cached_run,
-    machine,
     metrics_of_lists,
     split_changes,
     split_frame,
@@ -20,6 +19,7 @@ from experiments.references import (
 )
 from recsys_pipeline.data.histories import Histories
 from recsys_pipeline.data.split import Split
+from recsys_pipeline.monitoring.provenance import commit, machine
 
 SPLIT = Split(full=Histories.from_lists([5, 6, 7], [[1, 2, 3, 4], [9, 8], [4, 3, 2]]))
 
@@ -183,6 +183,10 @@ def test_a_run_is_cached_with_its_minutes_and_machine_and_not_run_again(tmp_path
     rows = cached_run("ours", run, seed=2, rerun=False, data=("split",), threads=1)
     assert calls == [("split", 2, 1)]
     assert rows["ours"]["minutes"] >= 0 and rows["ours"]["machine"] == machine()
+    # the command that makes the row again, the checkout, the date and the threads it ran with
+    command = ".venv/bin/python -m experiments.references --runs ours --seeds 2 --threads 1"
+    assert rows["ours"]["command"] == command and rows["ours"]["commit"] == commit()
+    assert rows["ours"]["date"] and rows["ours"]["threads"] == 1
     assert "cores" in machine() and "family" in machine()
     assert [p.name for p in tmp_path.iterdir()] == ["ours-seed2.json"]  # no .partial left
     assert cached_run("ours", run, seed=2, rerun=False, data=("split",), threads=1) == rows

@@ -4,9 +4,12 @@ beside every cached result of bench/ and experiments/ so that docs/results.md ca
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, NotRequired, TypedDict, cast
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,11 +39,60 @@ def commit() -> str:
     return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
-def provenance(command: str) -> dict[str, str]:
-    """The fields every cached result records: command, commit, machine and UTC date."""
-    return {
+def provenance(command: str, threads: int | None = None) -> dict[str, Any]:
+    """The fields every cached result records: command, commit, machine and UTC date, and the
+    threads it ran with where the command sets them (``--threads``)."""
+    fields: dict[str, Any] = {
         "command": command,
         "commit": commit(),
         "machine": machine(),
         "date": datetime.datetime.now(datetime.UTC).date().isoformat(),
     }
+    if threads is not None:
+        fields["threads"] = threads
+    return fields
+
+
+PROVENANCE = ("command", "commit", "machine", "date")
+
+
+class Result(TypedDict):
+    """A cached result: the provenance fields, the figures (``rows``) and undated notes."""
+
+    command: str
+    commit: str
+    machine: str
+    date: str
+    threads: NotRequired[int]
+    source: NotRequired[str]  # where a figure measured before these caches was copied from
+    rows: Any
+    notes: NotRequired[list[str]]
+
+
+def save_result(
+    path: Path,
+    command: str,
+    rows: Any,
+    *,
+    notes: Sequence[str] = (),
+    threads: int | None = None,
+) -> Result:
+    """Writes ``rows`` (JSON-able figures) with the provenance of this run to ``path``, atomically:
+    a crash mid-write leaves the previous result in place."""
+    result = cast(Result, {**provenance(command, threads), "rows": rows})
+    if notes:
+        result["notes"] = list(notes)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    partial.replace(path)
+    return result
+
+
+def load_result(path: Path) -> Result:
+    """A cached result; one without its provenance is an error naming the missing fields."""
+    result = json.loads(path.read_text())
+    missing = [field for field in PROVENANCE if not result.get(field)]
+    if missing:
+        raise ValueError(f"{path}: the cached result has no {', '.join(missing)}")
+    return cast(Result, result)
