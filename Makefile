@@ -67,7 +67,7 @@ serve: setup
 	HOST=$(or $(HOST),127.0.0.1) PORT=$(or $(PORT),8000) $(BIN)/python -m recsys_pipeline.serving
 
 bench: setup
-	$(BIN)/python bench/data_pipeline.py
+	$(BIN)/python -m bench.data_pipeline
 
 clean:
 	rm -rf $(VENV) $(DAGSTER_HOME) data/artifacts

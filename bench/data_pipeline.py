@@ -5,7 +5,7 @@ on a fresh data dir and reports wall time and the peak RSS of the largest proces
 in the same script it times the original project's way of reading the CSV (pandas.read_csv +
 ast.literal_eval on both list columns) against our streaming parser.
 
-    .venv/bin/python bench/data_pipeline.py [path/to/sequences.csv]
+    .venv/bin/python -m bench.data_pipeline [path/to/sequences.csv]
 """
 
 from __future__ import annotations

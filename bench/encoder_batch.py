@@ -9,7 +9,7 @@ texts/s, and how close bf16's vectors are to float32's (cosine, and whether each
 nearest neighbour in the sample), which is what decides whether bf16 may be this CPU's default
 (``models/precision.py``).
 
-    .venv/bin/python bench/encoder_batch.py [--texts 4000] [--threads 2]
+    .venv/bin/python -m bench.encoder_batch [--texts 4000] [--threads 2]
 """
 
 from __future__ import annotations

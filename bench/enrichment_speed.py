@@ -4,7 +4,7 @@ fakes with 100 ms latency per request, through the pipeline's real clients.
 - Wikipedia: 50 titles per request, the production rate limit (10 requests/s).
 - LLM: one chat completion per item with a summary, concurrency 16.
 
-    .venv/bin/python bench/enrichment_speed.py
+    .venv/bin/python -m bench.enrichment_speed
 """
 
 from __future__ import annotations

@@ -82,23 +82,11 @@ def input_file(dry_run: bool, folder: Path) -> Path:
 def pipeline_artifacts(source: Path, folder: Path) -> Path:
     """The artifacts folder after the pipeline's raw_csv, sequences and tokenizer assets ran on
     ``source`` in-process: the split and the vocabulary every training step reads."""
-    import dagster as dg
+    from recsys_pipeline.assets.in_process import Pipeline
 
-    from recsys_pipeline.definitions import build_definitions, build_resources
-    from recsys_pipeline.settings import load_settings
-
-    settings = load_settings(
-        {"RECSYS_DATA_DIR": str(folder), "RECSYS_RAW_CSV": str(source), "RECSYS_OFFLINE": "1"}
-    )
-    with dg.DagsterInstance.ephemeral() as instance:
-        dg.materialize(
-            build_definitions(settings).assets,
-            selection="*tokenizer",
-            resources=build_resources(settings),
-            instance=instance,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        )
-    return settings.artifacts_dir
+    pipeline = Pipeline(source, folder)
+    with pipeline.run("*tokenizer", log_level="WARNING"):
+        return pipeline.settings().artifacts_dir
 
 
 def batch(lengths: np.ndarray, size: int, vocab: int, device: str, seed: int) -> dict:

@@ -9,7 +9,7 @@ In a scratch folder, with its own copy of the shared CSV and its own Dagster ins
   b. one user appended: the requested runs, the set marked stale once they ran, against
      raw_csv's downstream, and the wall time of re-running everything that is stale.
 
-    .venv/bin/python bench/incremental.py --scratch /tmp/incremental [--reuse]
+    .venv/bin/python -m bench.incremental --scratch /tmp/incremental [--reuse]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ under /usr/bin/time: our parser (``parse_interaction_log``: record batches, thre
 event kept), and the reference a first version would write, ``pandas.read_csv`` of the whole
 file followed by a sort. Prints the file size, wall seconds, peak RSS and their ratios.
 
-    .venv/bin/python bench/interaction_log.py [--events 10000000] [--scratch /tmp/log-bench]
+    .venv/bin/python -m bench.interaction_log [--events 10000000] [--scratch /tmp/log-bench]
 """
 
 from __future__ import annotations

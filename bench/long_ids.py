@@ -10,7 +10,7 @@ with one such id peaked at 1.5 GB, 270 MB without it).
 The figures are kept in bench/results/long_ids.json with the command, commit and machine;
 ``--table-only`` reprints them.
 
-    .venv/bin/python bench/long_ids.py [--events 1000000] [--id-bytes 10000] [--table-only]
+    .venv/bin/python -m bench.long_ids [--events 1000000] [--id-bytes 10000] [--table-only]
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def run(events: int, id_bytes: int, scratch: Path) -> dict:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
     ).stdout.strip()
-    command = f".venv/bin/python bench/long_ids.py --events {events} --id-bytes {id_bytes}"
+    command = f".venv/bin/python -m bench.long_ids --events {events} --id-bytes {id_bytes}"
     return {"command": command, "commit": commit, "machine": machine(), "rows": rows}
 
 

@@ -10,7 +10,7 @@ real catalog size. Reports real (non-pad) tokens per second and, in the same run
 - PyTorch SDPA vs a plain eager attention.
 The GPU path (original size, bf16, kernels, MFU) is bench/gpu_check.py.
 
-    .venv/bin/python bench/model_throughput.py [--steps N]
+    .venv/bin/python -m bench.model_throughput [--steps N]
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ call (the HTTP layer's overhead). Two load generators where wrk is installed (De
 Python threads (``--requests`` each), and wrk (C, ``--seconds`` each), which leaves the cores to
 the service; the batches go through the last of them. Only 127.0.0.1 is ever contacted.
 
-    .venv/bin/python bench/serving_load.py --data-dir data [--requests 2000]
+    .venv/bin/python -m bench.serving_load --data-dir data [--requests 2000]
 """
 
 from __future__ import annotations

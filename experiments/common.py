@@ -5,129 +5,29 @@ tables."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import math
 import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 from pydantic import BaseModel
 
+from recsys_pipeline.assets.in_process import Pipeline, Run
 from recsys_pipeline.data.split import Split
 from recsys_pipeline.data.vocab import ItemVocab
 from recsys_pipeline.enrichment.text_vectors import EmbeddingSettings
-from recsys_pipeline.settings import PROFILES, SHARED_SEQUENCES, SHARED_STEAM, Settings
+from recsys_pipeline.settings import PROFILES, SHARED_SEQUENCES, SHARED_STEAM
 from recsys_pipeline.training.settings import DPOSettings, SFTSettings
-
-if TYPE_CHECKING:
-    from recsys_pipeline.data.artifacts import ArtifactStore
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # the experiments' pipelines, each a data folder and a Dagster instance kept between runs
 PIPELINES = RESULTS / "pipeline"
 WORKSPACE = PIPELINES / "experiments"  # the one the references, ablation and search share
 PROFILE = "cpu"  # the compute profile every experiment starts from
-# the steps' own log lines (training epochs, progress), not Dagster's event-by-event debug log
-LOG_LEVEL = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-
-
-@dataclass(frozen=True)
-class Pipeline:
-    """The asset graph on one input file, materialized in-process in ``root`` (its data folder
-    and its Dagster instance) with the profile's defaults, offline: what ``make run`` builds.
-    Both are kept between runs, so the pipeline's own data versions reuse every upstream step
-    that an experiment did not change (the enrichment, the item vectors across seeds)."""
-
-    source: Path  # the input file (RECSYS_RAW_CSV)
-    root: Path
-    steam: Path | None = None  # the Steam games file (RECSYS_STEAM_CSV), if any
-
-    def settings(self) -> Settings:
-        from recsys_pipeline.settings import load_settings
-
-        env = {
-            "RECSYS_DATA_DIR": str(self.root / "data"),
-            "RECSYS_RAW_CSV": str(self.source),
-            "RECSYS_OFFLINE": "1",
-            "RECSYS_PROFILE": PROFILE,
-        }
-        if self.steam is not None:
-            env["RECSYS_STEAM_CSV"] = str(self.steam)
-        return load_settings(env)
-
-    @contextlib.contextmanager
-    def run(self, selection: str, config: Mapping[str, Mapping] | None = None) -> Iterator[Run]:
-        """Materializes ``selection`` (its assets and their checks) with ``config`` as each
-        asset's run config, and yields what the run materialized, pinned. A second process
-        waits until the first has read its results: neither reads what the other published."""
-        import dagster as dg
-
-        from recsys_pipeline.data.artifacts import ArtifactStore
-        from recsys_pipeline.definitions import build_definitions, build_resources
-
-        settings = self.settings()
-        definitions = build_definitions(settings)
-        home = self.root / "dagster"
-        home.mkdir(parents=True, exist_ok=True)
-        if not (home / "dagster.yaml").is_file():
-            (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-        run_config = {
-            **LOG_LEVEL,
-            "ops": {key: {"config": dict(values)} for key, values in (config or {}).items()},
-        }
-        with (self.root / "lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-            with (
-                dg.DagsterInstance.from_config(str(home)) as instance,
-                contextlib.ExitStack() as pins,
-            ):
-                result = dg.materialize(
-                    [*definitions.assets, *definitions.asset_checks],
-                    selection=selection,
-                    resources=build_resources(settings),
-                    instance=instance,
-                    run_config=run_config,
-                )
-                store = ArtifactStore(settings.artifacts_dir)
-                folders, reused = {}, []
-                for event in result.get_asset_materialization_events():
-                    key = event.asset_key.to_user_string()
-                    metadata = event.materialization.metadata
-                    version = metadata["artifact_version"].value
-                    folders[key] = pins.enter_context(store.pinned(key, version))
-                    if metadata["reused"].value:
-                        reused.append(key)
-                yield Run(folders, sorted(reused), store, pins)
-
-
-@dataclass(frozen=True)
-class Run:
-    """One materialization of the graph: each asset's artifact folder at the version the run
-    wrote (or reused), pinned while the run is read."""
-
-    folders: dict[str, Path]
-    reused: list[str]
-    store: ArtifactStore
-    pins: contextlib.ExitStack
-
-    def __getitem__(self, key: str) -> Path:
-        return self.folders[key]
-
-    def version(self, key: str, version: str) -> Path:
-        """Another version of ``key`` (the SFT model a DPO model was compared with), pinned."""
-        if self.folders.get(key, Path()).name == version:
-            return self.folders[key]
-        return self.pins.enter_context(self.store.pinned(key, version))
-
-    def versions(self) -> dict[str, str]:
-        return {key: folder.name for key, folder in self.folders.items()}
 
 
 class ExperimentData(NamedTuple):
@@ -160,14 +60,15 @@ def shared_sequences() -> Path:
 def experiment_data(root: Path = WORKSPACE) -> ExperimentData:
     """The shared real data in the experiments' pipeline (with the Steam file where it is)."""
     steam = SHARED_STEAM if SHARED_STEAM.is_file() else None
-    return pipeline_data(Pipeline(shared_sequences(), root, steam))
+    return pipeline_data(Pipeline(shared_sequences(), root, steam, PROFILE))
 
 
 def real_data() -> tuple[Split, ItemVocab, list[str]]:
     """The shared real data's split, vocabulary and titles as the pipeline builds them (its
     raw_csv, sequences and tokenizer assets, materialized in a temporary folder)."""
     with tempfile.TemporaryDirectory() as tmp:
-        split, vocab, titles, _ = pipeline_data(Pipeline(shared_sequences(), Path(tmp)))
+        pipeline = Pipeline(shared_sequences(), Path(tmp), profile=PROFILE)
+        split, vocab, titles, _ = pipeline_data(pipeline)
     return split, vocab, titles
 
 
@@ -360,8 +261,6 @@ __all__ = [
     "PIPELINES",
     "WORKSPACE",
     "ExperimentData",
-    "Pipeline",
-    "Run",
     "changed_config",
     "cpu_settings",
     "embedding_settings",

@@ -94,17 +94,14 @@ def train_recbole(split, seed: int, epochs: int | None = None, threads: int | No
 
 
 def throughput_only(data: ExperimentData, epochs: int) -> None:
-    from experiments.common import (
-        PIPELINES,
-        Pipeline,
-        cpu_settings,
-        embedding_settings,
-        materialized_run,
-    )
+    from experiments.common import PIPELINES, cpu_settings, embedding_settings, materialized_run
+    from recsys_pipeline.assets.in_process import Pipeline
 
     # a pipeline of its own, and a seed per run, so that the latest model never has the same
     # settings: the pipeline would reuse it rather than train (and time) it again
-    pipeline = Pipeline(data.pipeline.source, PIPELINES / "throughput", data.pipeline.steam)
+    pipeline = Pipeline(
+        data.pipeline.source, PIPELINES / "throughput", data.pipeline.steam, data.pipeline.profile
+    )
 
     def ours(seed: int) -> dict:
         settings = cpu_settings(

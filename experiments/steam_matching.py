@@ -1,12 +1,12 @@
 """Benchmark: Steam matching on the real catalog, and its precision/recall on a hand-labelled
-sample (bench/steam_labels.csv: 169 items, each with the Steam app ids that are the same game,
+sample (experiments/steam_labels.csv: 169 items, each with the Steam app ids that are the same game,
 or none).
 
 Runs the pipeline's matcher (exact normalised title, then nearest title embedding) over all
 16,859 items against the 27,075 games of ../shared/data/steam/steam.csv, times it, and prints
 precision and recall of the labelled sample at several thresholds.
 
-    .venv/bin/python bench/steam_matching.py
+    .venv/bin/python -m experiments.steam_matching
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ import pytest
 
 from experiments import ablation, references
 from experiments.ablation import DEFAULT, ROWS, SERVED_ROW, candidates, table
-from experiments.common import Pipeline, pipeline_data
+from experiments.common import pipeline_data
 from experiments.references import SERVED, runner, variant_changes
+from recsys_pipeline.assets.in_process import Pipeline
 
 
 def test_every_row_is_a_valid_run_and_an_ours_run_serves_an_sft_row():

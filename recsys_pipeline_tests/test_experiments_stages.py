@@ -11,8 +11,9 @@ import dagster as dg
 import numpy as np
 import torch
 
-from experiments.common import Pipeline, pipeline_data
+from experiments.common import pipeline_data
 from experiments.references import SERVED, runner
+from recsys_pipeline.assets.in_process import Pipeline
 from recsys_pipeline.data.artifacts import ArtifactStore
 from recsys_pipeline.data.split import read_split
 from recsys_pipeline.data.vocab import load_titles, load_vocab

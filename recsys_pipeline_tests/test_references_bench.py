@@ -1,4 +1,4 @@
-"""The reference comparison's own logic (bench/references.py): our split as the libraries get
+"""The reference comparison's own logic (experiments/references.py): our split as the libraries get
 it, their top-10 lists scored by our metrics, and the mean ± std table with its ties."""
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ continues, the best printed as a run references.py accepts."""
 
 from __future__ import annotations
 
-from experiments.common import Pipeline, cpu_settings, pipeline_data
+from experiments.common import cpu_settings, pipeline_data
 from experiments.references import variant_changes
 from experiments.search import report, search
+from recsys_pipeline.assets.in_process import Pipeline
 
 TINY = dict(
     init="random",
