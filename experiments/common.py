@@ -21,6 +21,7 @@ from recsys_pipeline.data.split import Split
 from recsys_pipeline.data.vocab import ItemVocab
 from recsys_pipeline.enrichment.text_vectors import EmbeddingSettings
 from recsys_pipeline.settings import PROFILES, SHARED_SEQUENCES, SHARED_STEAM
+from recsys_pipeline.training.negatives import MiningSettings
 from recsys_pipeline.training.settings import DPOSettings, SFTSettings
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -107,13 +108,15 @@ def materialized_run(
     dpo: DPOSettings | None = None,
     ideas: bool = False,
     test: bool = True,
+    mining: MiningSettings | None = None,
 ) -> dict:
     """Our model as the pipeline builds it (replacing a hand-wired SFT → pairs → DPO → choice →
     evaluation), with these settings as the assets' run config: the graph up to sft_checkpoint,
     then (given DPO settings) up to the evaluation, whose metrics.json holds the test metrics of
     the model served_model names; with ``ideas``, also those of ``served_ideas`` on it. Without
     ``test``, only the SFT model's validation: a search must not see the test targets. Without
-    DPO settings, the SFT model's test metrics under the evaluation's protocol."""
+    DPO settings, the SFT model's test metrics under the evaluation's protocol. ``mining``
+    changes how dpo_pairs mines its negatives."""
     from recsys_pipeline.models.checkpoints import load_checkpoint
     from recsys_pipeline.training.sft import SFTReport
 
@@ -124,6 +127,8 @@ def materialized_run(
     }
     if dpo is not None:
         config["dpo_checkpoint"] = changed_config(dpo, DPOSettings())
+    if mining is not None:
+        config["dpo_pairs"] = changed_config(mining, MiningSettings())
     target = "evaluation" if test and dpo is not None else "sft_checkpoint"
     with pipeline.run(f"*{target}", config) as run:
         report = SFTReport.from_dict(
@@ -177,10 +182,11 @@ def sft_test(run: Run) -> dict[str, float]:
 
 def served_results(run: Run, result: dict) -> Path:
     """Adds the evaluation's figures to ``result``: the SFT model's test metrics, DPO's
-    validation, the model served_model names and its test metrics; returns its folder."""
+    validation, test metrics, pairs and rewards, the model served_model names and its test
+    metrics; returns its folder."""
     from recsys_pipeline.models.served import ServedModel
     from recsys_pipeline.ranking.protocol import METRICS_FILE
-    from recsys_pipeline.training.dpo import DPOReport
+    from recsys_pipeline.training.dpo import DPOReport, reward_summary
 
     models = json.loads((run["evaluation"] / METRICS_FILE).read_text())["models"]
     dpo_report = DPOReport.from_dict(
@@ -190,6 +196,9 @@ def served_results(run: Run, result: dict) -> Path:
     result.update(
         sft_test=models["sft"],
         dpo_valid=dpo_report.valid_after,
+        dpo_test=models["dpo"],
+        dpo_pairs=dpo_report.pairs,
+        dpo_rewards=reward_summary(dpo_report.history),
         served=served.model,
         # the evaluation ranks the served model as its own row where it is not the latest
         # checkpoint of its kind

@@ -1,31 +1,35 @@
-"""Benchmark: DPO settings on top of one SFT model, judged on the validation targets.
+"""Experiment: DPO settings on top of one SFT model, judged on the validation targets.
 
-Takes the artifacts folder of a materialized pipeline (sequences, tokenizer, sft_checkpoint; e.g.
-after `make run`: data/artifacts), mines pairs and trains DPO for each setting from the same SFT
-checkpoint, and prints validation NDCG@10 before/after, test NDCG@10 and HR@10 of the DPO model,
-reward margins/accuracies and seconds. The DPO default was chosen from this table by validation.
+Each row materializes the pipeline's own stages in the experiments' workspace (the profile's SFT
+model, reused from one row to the next by its data version; dpo_pairs with the row's mining and
+dpo_checkpoint with its DPO settings; served_model; evaluation) and reads back DPO's validation
+NDCG@10 before and after, the DPO model's test NDCG@10 and HR@10 from the evaluation, its reward
+margin and accuracy, and the row's seconds. The DPO default was chosen from this table by
+validation. The rows are cached in experiments/results/dpo_settings.json with their provenance.
 
-    .venv/bin/python -m experiments.dpo_settings --artifacts data/artifacts [--rows NAME ...]
+    .venv/bin/python -m experiments.dpo_settings [--rows NAME ...] [--threads N]
 """
 
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-from pathlib import Path
 
-from experiments.common import pipeline_dpo_settings
-from recsys_pipeline.data.split import read_split
-from recsys_pipeline.data.vocab import load_vocab
-from recsys_pipeline.models.checkpoints import load_checkpoint
-from recsys_pipeline.ranking.protocol import evaluate_targets
-from recsys_pipeline.ranking.scoring import item_output_vectors, model_scorer
-from recsys_pipeline.training.dpo import reward_summary, train_dpo
+import torch
+
+from experiments.common import (
+    RESULTS,
+    cpu_settings,
+    embedding_settings,
+    experiment_data,
+    materialized_run,
+    pipeline_dpo_settings,
+)
+from recsys_pipeline.monitoring.provenance import save_result
 from recsys_pipeline.training.negatives import MiningSettings
-from recsys_pipeline.training.pairs import build_pairs
 from recsys_pipeline.training.settings import DPOSettings
-from recsys_pipeline.training.validation import RankingEvalSet
+
+CACHE = RESULTS / "dpo_settings.json"
 
 SIGMOID = dict(loss_type=["sigmoid"], loss_weights=None)
 DEFAULT = DPOSettings()
@@ -48,49 +52,49 @@ ROWS: dict[str, tuple[dict, DPOSettings]] = {
 }
 
 
+def row(name: str, result: dict, seconds: float) -> dict[str, str]:
+    """One table row from a materialized run's figures."""
+    rewards = result["dpo_rewards"]
+    return {
+        "DPO setting": name,
+        "pairs": f"{result['dpo_pairs']:,}",
+        "valid NDCG@10 before": f"{result['valid']['ndcg@10']:.4f}",
+        "valid NDCG@10 after": f"{result['dpo_valid']['ndcg@10']:.4f}",
+        "test NDCG@10": f"{result['dpo_test']['ndcg@10']:.4f}",
+        "test HR@10": f"{result['dpo_test']['hr@10']:.4f}",
+        "reward margin": f"{rewards['rewards/margins']:.3f}",
+        "reward accuracy": f"{rewards['rewards/accuracies']:.2f}",
+        "seconds": f"{seconds:.0f}",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--artifacts", type=Path, required=True)
     parser.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
-    split = read_split(args.artifacts / "sequences")
-    vocab = load_vocab(args.artifacts / "tokenizer")
-    sft_dir = args.artifacts / "sft_checkpoint"
-    sft = load_checkpoint(sft_dir)
-    max_length = sft.config.max_history_length
-    vectors = item_output_vectors(sft, vocab).numpy()
-    validation = RankingEvalSet(*split.validation(), vocab)
-    print(
-        "| DPO setting | pairs | valid NDCG@10 before → after | test NDCG@10 | test HR@10 | "
-        "reward margin | reward accuracy | seconds |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
+    torch.set_num_threads(args.threads)
+    data = experiment_data()
+    sft = cpu_settings()
+    embedding = embedding_settings(sft.hidden_size)
+    rows = []
     for name in args.rows:
         mining, settings = ROWS[name]
         started = time.perf_counter()
-        pairs = build_pairs(split, vocab, vectors, max_length, MiningSettings(**mining))
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "out"
-            report = train_dpo(
-                sft_dir,
-                pairs,
-                vocab,
-                validation,
-                settings,
-                Path(tmp) / "work",
-                out,
-                log=lambda line: None,
-            )
-            scorer = model_scorer(load_checkpoint(out), vocab)
-            test = evaluate_targets({"m": scorer}, split, vocab)["m"].metrics()
-        rewards = reward_summary(report.history)
-        print(
-            f"| {name} | {len(pairs):,} | {report.valid_before['ndcg@10']:.4f} → "
-            f"{report.valid_after['ndcg@10']:.4f} | {test['ndcg@10']:.4f} | {test['hr@10']:.4f} | "
-            f"{rewards['rewards/margins']:.3f} | {rewards['rewards/accuracies']:.2f} | "
-            f"{time.perf_counter() - started:.0f} |",
-            flush=True,
+        result = materialized_run(
+            data.pipeline, sft, embedding, dpo=settings, mining=MiningSettings(**mining)
         )
+        rows.append(row(name, result, time.perf_counter() - started))
+        print(" | ".join(rows[-1].values()), flush=True)
+    command = (
+        f".venv/bin/python -m experiments.dpo_settings --rows {' '.join(map(repr, args.rows))}"
+    )
+    save_result(
+        CACHE,
+        command + f" --threads {args.threads}",
+        {"DPO settings from the profile's SFT model (its seed)": rows},
+        threads=args.threads,
+    )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ import dagster as dg
 import numpy as np
 import torch
 
-from experiments.common import pipeline_data
+from experiments import dpo_settings
+from experiments.common import cpu_settings, embedding_settings, materialized_run, pipeline_data
 from experiments.references import SERVED, runner
 from recsys_pipeline.assets.in_process import Pipeline
 from recsys_pipeline.data.artifacts import ArtifactStore
@@ -21,6 +22,7 @@ from recsys_pipeline.definitions import build_definitions, build_resources
 from recsys_pipeline.models.checkpoints import load_checkpoint
 from recsys_pipeline.models.served import ServedModel
 from recsys_pipeline.settings import PROFILES, load_settings
+from recsys_pipeline.training.negatives import MiningSettings
 
 SFT_ROW = "ours, SFT (CPU profile)"
 
@@ -93,9 +95,29 @@ def test_the_experiments_default_run_gives_the_pipelines_models_and_metrics(
     served_valid = dpo["valid_after"] if plain_served.model == "dpo" else report["best_metrics"]
     assert rows[SERVED]["valid"] == served_valid and run["dpo_valid"] == dpo["valid_after"]
     assert run["epochs"] == len(report["epochs"]) and run["parameters"] == report["parameters"]
+    assert run["dpo_test"] == metrics["models"]["dpo"] and run["dpo_pairs"] == dpo["pairs"]
 
     # an SFT-only run (the ablation's rows) reuses the same model, scored as the evaluation does
     (sft_row,) = runner("sft")(*data, seed=seed, threads=1).values()
     assert "sft_checkpoint" in sft_row["run"]["reused"]
     assert sft_row["run"]["artifact_versions"]["sft_checkpoint"] == ran["sft_checkpoint"].name
     assert sft_row["test"] == metrics["models"]["sft"]
+
+    # a row of the DPO-settings experiment: the same SFT model reused, dpo_pairs mined with the
+    # row's settings, and the row's figures those of the run's DPO report and evaluation
+    mining, settings = dpo_settings.ROWS["sigmoid, 3 negatives a positive"]
+    sft = cpu_settings()
+    result = materialized_run(
+        data.pipeline,
+        sft,
+        embedding_settings(sft.hidden_size),
+        dpo=settings,
+        mining=MiningSettings(**mining),
+    )
+    assert "sft_checkpoint" in result["reused"]
+    assert result["artifact_versions"]["sft_checkpoint"] == ran["sft_checkpoint"].name
+    assert result["dpo_pairs"] > dpo["pairs"]  # three negatives a positive instead of one
+    mined = store.version("dpo_checkpoint", result["artifact_versions"]["dpo_checkpoint"])
+    row = dpo_settings.row("three negatives", result, seconds=1.0)
+    assert row["pairs"] == f"{json.loads((mined / 'dpo_report.json').read_text())['pairs']:,}"
+    assert row["test NDCG@10"] == f"{result['dpo_test']['ndcg@10']:.4f}"
