@@ -326,6 +326,18 @@ def test_served_model_names_the_checkpoint_every_reader_uses(
     assert read_metrics(tmp_path / "data")["models"]["served"] == first_sft
 
 
+def test_without_titles_the_frozen_stage_is_skipped(tmp_path, resources_for):
+    from recsys_pipeline_tests.test_interaction_log import as_log, write_log
+
+    events = [event[:3] for event in as_log(tiny_rows())]  # user, item, timestamp: no titles
+    path = write_log(tmp_path / "log.csv", events, header=["user_id", "item_id", "timestamp"])
+    result = run_graph(resources_for(path), selection="*sft_checkpoint", sft_checkpoint=FAST_SFT)
+    assert materialization_metadata(result, "item_embeddings")["coverage"] == 0
+    artifacts = tmp_path / "data" / "artifacts"
+    report = json.loads((artifacts / "sft_checkpoint" / "training_report.json").read_text())
+    assert [epoch["stage"] for epoch in report["epochs"]] == [2]  # stage 1 would freeze noise
+
+
 def test_a_bad_pairs_file_fails_dpo_clearly(tmp_path, tiny_csv, resources_for):
     import pyarrow.parquet as pq
 

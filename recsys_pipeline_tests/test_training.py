@@ -79,6 +79,26 @@ def test_stage1_keeps_the_text_rows_then_stage2_trains_them(tmp_path):
     assert report.parameters == expected_parameters(settings.variant, shape)
 
 
+def test_rows_without_text_skip_the_frozen_stage(tmp_path):
+    vectors = np.random.default_rng(0).standard_normal((40, 16)).astype(np.float32)
+    settings = SFTSettings(**TINY, stage1_epochs=2, stage2_epochs=1, init_std=0.1, patience=5)
+    split = tiny_split()
+    lines = []
+    report = train_sft(
+        split.train,
+        *split.validation(),
+        VOCAB,
+        settings,
+        tmp_path / "work",
+        tmp_path / "out",
+        vectors,
+        log=lines.append,
+        rows_from_text=False,
+    )
+    assert [(e.stage, e.epoch) for e in report.epochs] == [(2, 1)]
+    assert any("stage 1" in line and "skipped" in line for line in lines)
+
+
 def test_the_trainer_smooths_labels_by_the_setting(tmp_path):
     from recsys_pipeline.models.modeling_sasrec import SASRecForCausalLM
     from recsys_pipeline.training.sft import SASRecTrainer, Stage, training_arguments

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -226,6 +227,12 @@ def write_vectors(folder: Path, vectors: np.ndarray, vocab: ItemVocab, source: n
         ),
         folder / ROWS_FILE,
     )
+
+
+def text_rows(folder: Path) -> int:
+    """How many of the rows in ``folder`` were encoded from an item's own text."""
+    sources = pq.read_table(folder / ROWS_FILE, columns=["source"]).column("source")
+    return int(pc.sum(pc.equal(sources, SOURCE_TEXT)).as_py() or 0)
 
 
 def read_vectors(folder: Path, vocab: ItemVocab) -> np.ndarray:

@@ -174,10 +174,12 @@ class Stage(NamedTuple):
     learning_rate: float
 
 
-def plan_stages(settings: SFTSettings) -> list[Stage]:
-    """Stage 1 only when the item rows come from text (random rows have nothing to keep)."""
+def plan_stages(settings: SFTSettings, rows_from_text: bool = True) -> list[Stage]:
+    """Stage 1 only when item rows come from text: random rows, or neighbour means of rows that
+    are themselves random (an input without titles), have nothing to keep, and an epoch with
+    them frozen teaches nothing."""
     stages = []
-    if settings.init == "text" and settings.stage1_epochs > 0:
+    if settings.init == "text" and rows_from_text and settings.stage1_epochs > 0:
         stages.append(Stage(1, settings.stage1_epochs, settings.stage1_learning_rate))
     return [*stages, Stage(2, settings.stage2_epochs, settings.learning_rate)]
 
@@ -321,8 +323,11 @@ def train_sft(
     out_dir: Path,
     item_vectors: np.ndarray | None = None,
     log: Callable[[str], None] = print,
+    rows_from_text: bool = True,
 ) -> SFTReport:
-    """Train (or resume) both stages in ``work_dir``; save the best model to ``out_dir``."""
+    """Train (or resume) both stages in ``work_dir``; save the best model to ``out_dir``.
+    ``rows_from_text``: whether any of ``item_vectors``' rows was encoded from an item's text
+    (without any, the frozen stage 1 is skipped)."""
     started = time.perf_counter()
     if settings.init == "text" and item_vectors is None:
         raise ValueError("init='text' needs item vectors (materialize item_embeddings)")
@@ -332,7 +337,12 @@ def train_sft(
     dataset = WindowDataset(training_windows(train, vocab, settings.max_history_length))
     validation = RankingEvalSet(valid_inputs, valid_targets, vocab)
     report = SFTReport(best_metrics={}, device=device)
-    stages = plan_stages(settings)
+    stages = plan_stages(settings, rows_from_text)
+    if settings.init == "text" and not rows_from_text and settings.stage1_epochs > 0:
+        log(
+            "no item row was encoded from text (no titles?): stage 1, which trains with them "
+            "frozen, is skipped"
+        )
     model_dir: Path | None = None
     train_seconds, trained_windows = 0.0, 0
     for stage in stages:
@@ -419,14 +429,15 @@ def run_request(request: dict, log: Callable[[str], None] = print) -> SFTReport:
     """Train from artifact folders named in ``request`` (see assets/training.py)."""
     from recsys_pipeline.data.split import read_split
     from recsys_pipeline.data.vocab import load_vocab
-    from recsys_pipeline.enrichment.text_vectors import read_vectors
+    from recsys_pipeline.enrichment.text_vectors import read_vectors, text_rows
 
     settings = SFTSettings(**request["settings"])
     vocab = load_vocab(Path(request["tokenizer"]))
     split = read_split(Path(request["sequences"]))
-    vectors = (
-        read_vectors(Path(request["item_embeddings"]), vocab) if settings.init == "text" else None
-    )
+    vectors, from_text = None, False
+    if settings.init == "text":
+        vectors = read_vectors(Path(request["item_embeddings"]), vocab)
+        from_text = text_rows(Path(request["item_embeddings"])) > 0
     return train_sft(
         split.train,
         *split.validation(),
@@ -436,6 +447,7 @@ def run_request(request: dict, log: Callable[[str], None] = print) -> SFTReport:
         Path(request["out_dir"]),
         vectors,
         log=log,
+        rows_from_text=from_text,
     )
 
 
