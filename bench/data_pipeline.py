@@ -5,24 +5,66 @@ on a fresh data dir and reports wall time and the peak RSS of the largest proces
 in the same script it times the original project's way of reading the CSV (pandas.read_csv +
 ast.literal_eval on both list columns) against our streaming parser.
 
-    .venv/bin/python -m bench.data_pipeline [path/to/sequences.csv]
+The figures are kept in bench/results/data_pipeline.json (``--cache``) with the command, commit,
+machine and date, where ``python -m experiments.report`` reads them.
+
+    .venv/bin/python -m bench.data_pipeline [path/to/sequences.csv] [--cache PATH]
 """
 
 from __future__ import annotations
 
+import argparse
 import ast
 import os
 import resource
+import shlex
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TypedDict
 
-from recsys_pipeline.monitoring.provenance import REPO
+from recsys_pipeline.monitoring.provenance import REPO, save_result
 from recsys_pipeline.settings import SHARED_SEQUENCES as DEFAULT_CSV
 
 SELECTION = "raw_csv,sequences,tokenizer"
+CACHE = REPO / "bench" / "results" / "data_pipeline.json"
+BAR_SECONDS, BAR_GIB = 30, 2  # the CLI's wall time and its largest process's peak RSS
+
+
+class Measurement(TypedDict):
+    cli_seconds: float  # the CLI's wall time
+    peak_rss_gib: float  # its largest process
+    reference_parse_seconds: float  # pandas.read_csv + ast.literal_eval
+    our_parse_seconds: float  # parse_sequences_csv
+
+
+def cache_rows(measured: Measurement) -> list[dict[str, str]]:
+    """The cached table: measure, value and the bar it has to stay under."""
+    reference, ours = measured["reference_parse_seconds"], measured["our_parse_seconds"]
+    return [
+        {
+            "measure": f"CLI wall, {SELECTION.replace(',', ' + ')} and their checks (multiprocess)",
+            "value": f"{measured['cli_seconds']:.1f} s",
+            "bar": f"{BAR_SECONDS} s",
+        },
+        {
+            "measure": "peak RSS of the largest process",
+            "value": f"{measured['peak_rss_gib']:.2f} GiB",
+            "bar": f"{BAR_GIB} GiB",
+        },
+        {
+            "measure": "parse: the original's `pandas.read_csv` + `literal_eval` (reference)",
+            "value": f"{reference:.2f} s",
+            "bar": "–",
+        },
+        {
+            "measure": "parse: our streaming, validating parser",
+            "value": f"{ours:.2f} s ({reference / ours:.2f}× the reference speed)",
+            "bar": "–",
+        },
+    ]
 
 
 def reference_parse(path: Path) -> float:
@@ -78,8 +120,13 @@ def run_cli(csv_path: Path) -> tuple[float, float]:
     return wall, peak_gib
 
 
-def main() -> None:
-    csv_path = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_CSV
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser()
+    parser.add_argument("csv", nargs="?", type=Path, default=DEFAULT_CSV, help="the input CSV")
+    parser.add_argument("--cache", type=Path, default=CACHE, help="where the figures are kept")
+    args = parser.parse_args(argv)
+    csv_path = args.csv
     if not csv_path.is_file():
         sys.exit(f"no input at {csv_path}; pass a CSV path")
     wall, peak = run_cli(csv_path)
@@ -93,6 +140,15 @@ def main() -> None:
     print(
         f"| parse: streaming validator (ours) | {ours:.2f} s ({reference / ours:.2f}x the reference speed) |"
     )
+    measured = Measurement(
+        cli_seconds=wall,
+        peak_rss_gib=peak,
+        reference_parse_seconds=reference,
+        our_parse_seconds=ours,
+    )
+    command = shlex.join([".venv/bin/python", "-m", "bench.data_pipeline", *argv])
+    save_result(args.cache, command, cache_rows(measured))
+    print(f"kept in {args.cache}")
 
 
 if __name__ == "__main__":

@@ -7,28 +7,106 @@ so that the machine's drift falls on all of them alike. The reference is 256, th
 pipeline used before 64. Then, at the pipeline's batch, float32 and bfloat16 in turn, twice: their
 texts/s, and how close bf16's vectors are to float32's (cosine, and whether each text keeps its
 nearest neighbour in the sample), which is what decides whether bf16 may be this CPU's default
-(``models/precision.py``).
+(``models/precision.py``). The figures are kept in bench/results/encoder_batch.json (``--cache``)
+with the command, commit, machine, date and threads, where ``python -m experiments.report`` reads
+them.
 
-    .venv/bin/python -m bench.encoder_batch [--texts 4000] [--threads 2]
+    .venv/bin/python -m bench.encoder_batch [--texts 4000] [--threads 2] [--cache PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import sys
 import time
+from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 
+from recsys_pipeline.monitoring.provenance import REPO, save_result
+
 REFERENCE = 256
 SIZES = (REFERENCE, 16, 32, 64, 128)
+CACHE = REPO / "bench" / "results" / "encoder_batch.json"
 
 
-def main() -> None:
+class Precisions(TypedDict):
+    batch: int
+    texts_per_s: dict[str, float]  # by precision: float32, bfloat16
+    cosine_mean: float  # of each text's bf16 vector to its float32 one
+    cosine_min: float
+    neighbour_kept: float  # the share of texts whose nearest neighbour bf16 keeps
+
+
+class Measurement(TypedDict):
+    texts: int
+    model: str
+    precision: str  # the pipeline's on this CPU, the batch sizes' precision
+    pipeline_batch: int
+    texts_per_s: dict[int, float]  # by batch size
+    max_diff: dict[int, float]  # by batch size: max |Δ| to the reference size's vectors
+    precisions: Precisions
+
+
+def short_exponent(value: float) -> str:
+    """``1.7e-7`` for 1.7e-07 (the cached table's style)."""
+    mantissa, _, power = f"{value:.1e}".partition("e")
+    return f"{mantissa}e{int(power)}" if value else "0"
+
+
+def cache_rows(measured: Measurement) -> dict[str, list[dict[str, str]]]:
+    """The cached tables: texts/s by batch size against the reference size, and by precision
+    against float32 at the pipeline's batch."""
+    by_batch = []
+    reference = measured["texts_per_s"][REFERENCE]
+    for size, rate in measured["texts_per_s"].items():
+        label = f"{size} (the pipeline's)" if size == measured["pipeline_batch"] else str(size)
+        diff = "–" if size == REFERENCE else short_exponent(measured["max_diff"][size])
+        by_batch.append(
+            {
+                "batch": label,
+                "texts/s": f"{rate:,.0f}",
+                f"ratio to {REFERENCE}": f"{rate / reference:.2f}×",
+                f"max |Δ| to {REFERENCE}'s vectors": diff,
+            }
+        )
+    precisions = measured["precisions"]
+    by_precision = [
+        {
+            "precision": name,
+            "texts/s": f"{rate:,.0f}",
+            "ratio to float32": f"{rate / precisions['texts_per_s']['float32']:.2f}×",
+        }
+        for name, rate in precisions["texts_per_s"].items()
+    ]
+    return {
+        f"the text encoder's batch size, {measured['texts']:,} of the pipeline's texts in its "
+        f"precision ({measured['precision']}), each size twice (mean)": by_batch,
+        f"bf16 against float32 {measured['model']}, batch {precisions['batch']}, each precision "
+        "twice (mean)": by_precision,
+    }
+
+
+def cache_notes(measured: Measurement) -> list[str]:
+    """How close bf16's vectors are to float32's."""
+    precisions = measured["precisions"]
+    return [
+        f"bf16 against float32: cosine mean {precisions['cosine_mean']:.4f}, min "
+        f"{precisions['cosine_min']:.4f}; the nearest neighbour kept for "
+        f"{precisions['neighbour_kept']:.1%} of the texts."
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser()
     parser.add_argument("--texts", type=int, default=4000)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
-    args = parser.parse_args()
+    parser.add_argument("--cache", type=Path, default=CACHE, help="where the figures are kept")
+    args = parser.parse_args(argv)
     import torch
 
     from experiments.common import real_data
@@ -49,6 +127,7 @@ def main() -> None:
     sample = np.random.default_rng(0).choice(len(texts), args.texts, replace=False)
     texts = [texts[i] for i in sample]
     model = load_encoder(BUNDLED_MODEL)  # as the pipeline loads it, in its precision
+    precision = str(fast_dtype("cpu")).removeprefix("torch.")
     print(f"pipeline precision on this CPU: {fast_dtype('cpu')}")
     model.encode(texts[:200], batch_size=32)  # warm-up: the first batches allocate
 
@@ -63,14 +142,33 @@ def main() -> None:
     print("| batch | texts/s | ratio to 256 | max |Δ| to 256's vectors |")
     print("|---|---|---|---|")
     reference = np.mean(seconds[REFERENCE])
+    rates, diffs = {}, {}
     for size in SIZES:
         rate = len(texts) / np.mean(seconds[size])
         diff = float(np.abs(vectors[size] - vectors[REFERENCE]).max())
+        rates[size], diffs[size] = float(rate), diff
         print(f"| {size} | {rate:.0f} | {reference / np.mean(seconds[size]):.2f}x | {diff:.1e} |")
-    compare_precisions(texts, CPU_ENCODE_BATCH)
+    measured = Measurement(
+        texts=len(texts),
+        model=BUNDLED_MODEL.removeprefix("bundled:"),
+        precision=precision,
+        pipeline_batch=CPU_ENCODE_BATCH,
+        texts_per_s=rates,
+        max_diff=diffs,
+        precisions=compare_precisions(texts, CPU_ENCODE_BATCH),
+    )
+    command = shlex.join([".venv/bin/python", "-m", "bench.encoder_batch", *argv])
+    save_result(
+        args.cache,
+        command,
+        cache_rows(measured),
+        notes=cache_notes(measured),
+        threads=args.threads,
+    )
+    print(f"kept in {args.cache}")
 
 
-def compare_precisions(texts: list[str], batch: int) -> None:
+def compare_precisions(texts: list[str], batch: int) -> Precisions:
     import torch
 
     from recsys_pipeline.enrichment.text_vectors import BUNDLED_MODEL, load_encoder
@@ -105,6 +203,13 @@ def compare_precisions(texts: list[str], batch: int) -> None:
     print(
         f"bf16 against float32: cosine mean {cosine.mean():.4f}, min {cosine.min():.4f}; "
         f"nearest neighbour kept for {agreement:.1%} of the texts"
+    )
+    return Precisions(
+        batch=batch,
+        texts_per_s={name: float(r) for name, r in rate.items()},
+        cosine_mean=float(cosine.mean()),
+        cosine_min=float(cosine.min()),
+        neighbour_kept=agreement,
     )
 
 

@@ -4,25 +4,81 @@ fakes with 100 ms latency per request, through the pipeline's real clients.
 - Wikipedia: 50 titles per request, the production rate limit (10 requests/s).
 - LLM: one chat completion per item with a summary, concurrency 16.
 
-    .venv/bin/python -m bench.enrichment_speed
+The figures are kept in bench/results/enrichment_speed.json (``--cache``) with the command, commit,
+machine and date, where ``python -m experiments.report`` reads them.
+
+    .venv/bin/python -m bench.enrichment_speed [--cache PATH]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import shlex
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TypedDict
+
+from recsys_pipeline.monitoring.provenance import REPO, save_result
 
 LATENCY_S = 0.1
+CONCURRENCY = 16
+CACHE = REPO / "bench" / "results" / "enrichment_speed.json"
+BAR_SECONDS = {"wikipedia": 60, "llm": 180}
 
 
-def main() -> None:
+class Measurement(TypedDict):
+    items: int  # the catalog's
+    distinct_titles: int  # the Wikipedia queries
+    titles_per_request: int
+    requests_per_s: float  # the Wikipedia client's rate limit
+    wikipedia_requests: int
+    wikipedia_seconds: float
+    concurrency: int  # the LLM client's
+    llm_requests: int
+    llm_seconds: float
+    latency_s: float  # each fake's, per request
+
+
+def cache_rows(measured: Measurement) -> list[dict[str, str]]:
+    """The cached table: each client's requests and seconds, and the bar they stay under."""
+    return [
+        {
+            "step": f"Wikipedia, {measured['distinct_titles']:,} distinct titles, "
+            f"{measured['titles_per_request']} a request, {measured['requests_per_s']:g} requests/s",
+            "requests": f"{measured['wikipedia_requests']:,}",
+            "seconds": f"{measured['wikipedia_seconds']:.1f}",
+            "bar": str(BAR_SECONDS["wikipedia"]),
+        },
+        {
+            "step": f"LLM facts, concurrency {measured['concurrency']} (items with a summary)",
+            "requests": f"{measured['llm_requests']:,}",
+            "seconds": f"{measured['llm_seconds']:.1f}",
+            "bar": str(BAR_SECONDS["llm"]),
+        },
+    ]
+
+
+def cache_notes(measured: Measurement) -> list[str]:
+    """What ran: how many items, against what."""
+    return [
+        f"All {measured['items']:,} items through the real clients, against the loopback fakes "
+        f"at {measured['latency_s'] * 1000:.0f} ms a request."
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cache", type=Path, default=CACHE, help="where the figures are kept")
+    args = parser.parse_args(argv)
     from experiments.common import real_data
     from recsys_pipeline.enrichment.cache import JsonCache
     from recsys_pipeline.enrichment.facts import FactExtractor, LLMSettings
     from recsys_pipeline.enrichment.titles import strip_platform
-    from recsys_pipeline.enrichment.wikipedia import WikipediaClient
+    from recsys_pipeline.enrichment.wikipedia import BATCH, WikipediaClient
     from recsys_pipeline_tests.fake_services import MediaWikiFake, OpenAIFake
     from recsys_pipeline_tests.http_fakes import serve
 
@@ -55,7 +111,7 @@ def main() -> None:
         items = [(t, summaries[q].extract, None) for t, q in zip(titles, queries, strict=True)]
         extractor = FactExtractor(
             JsonCache(Path(tmp) / "llm.sqlite"),
-            LLMSettings(base_url=f"{llm_url}/v1", concurrency=16),
+            LLMSettings(base_url=f"{llm_url}/v1", concurrency=CONCURRENCY),
             api_key="sk-bench",
             offline=False,
         )
@@ -66,9 +122,28 @@ def main() -> None:
     print("| step | requests | seconds | bar |")
     print("|---|---|---|---|")
     print(
-        f"| Wikipedia, {distinct} distinct titles, 50 per request | {client.requests_made} | {wiki_seconds:.1f} | 60 s |"
+        f"| Wikipedia, {distinct} distinct titles, {BATCH} per request | {client.requests_made} "
+        f"| {wiki_seconds:.1f} | {BAR_SECONDS['wikipedia']} s |"
     )
-    print(f"| LLM facts, concurrency 16 | {extractor.stats.requests} | {llm_seconds:.1f} | 180 s |")
+    print(
+        f"| LLM facts, concurrency {CONCURRENCY} | {extractor.stats.requests} | {llm_seconds:.1f} "
+        f"| {BAR_SECONDS['llm']} s |"
+    )
+    measured = Measurement(
+        items=len(titles),
+        distinct_titles=distinct,
+        titles_per_request=BATCH,
+        requests_per_s=1 / client.min_interval_s,
+        wikipedia_requests=client.requests_made,
+        wikipedia_seconds=wiki_seconds,
+        concurrency=CONCURRENCY,
+        llm_requests=extractor.stats.requests,
+        llm_seconds=llm_seconds,
+        latency_s=LATENCY_S,
+    )
+    command = shlex.join([".venv/bin/python", "-m", "bench.enrichment_speed", *argv])
+    save_result(args.cache, command, cache_rows(measured), notes=cache_notes(measured))
+    print(f"kept in {args.cache}")
 
 
 if __name__ == "__main__":

@@ -7,9 +7,13 @@ and 32 — single histories drawn from the real length distribution, then batche
 prints requests/s, recommendations/s and p50/p95/p99 latency, and the ratio to the in-process
 call (the HTTP layer's overhead). Two load generators where wrk is installed (Debian's `wrk`):
 Python threads (``--requests`` each), and wrk (C, ``--seconds`` each), which leaves the cores to
-the service; the batches go through the last of them. Only 127.0.0.1 is ever contacted.
+the service; the batches go through the last of them. Only 127.0.0.1 is ever contacted. The
+in-process reference is the median of its calls' times.
 
-    .venv/bin/python -m bench.serving_load --data-dir data [--requests 2000]
+The tables are kept in bench/results/serving_load.json with the command, commit, machine and date
+(``--cache`` writes them elsewhere), which docs/results.md prints.
+
+    .venv/bin/python -m bench.serving_load --data-dir data [--requests 2000] [--cache PATH]
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ import argparse
 import http.client
 import json
 import os
+import shlex
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,10 +33,37 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 
-from recsys_pipeline.monitoring.provenance import REPO
+from recsys_pipeline.monitoring.provenance import REPO, save_result
+
+CACHE = REPO / "bench" / "results" / "serving_load.json"
+BATCH = 64  # histories a /recommend/batch request holds
+THREADS = 1  # torch threads of the in-process call, as the service runs
+
+
+class Load(TypedDict):
+    """One load measurement: ``requests_per_s`` and latency percentiles in ms."""
+
+    endpoint: str  # /recommend or /recommend/batch
+    client: str  # python threads or wrk
+    concurrency: int
+    requests_per_s: float
+    p50: float
+    p95: float
+    p99: float
+
+
+class Measurement(TypedDict):
+    requests: int  # single histories, each sent once per python-threads measurement
+    batches: int
+    wrk_seconds: int | None  # each wrk measurement's length; None: wrk not installed
+    version: str  # the served artifact version
+    in_process_single_ms: float  # p50 of the same call in process
+    in_process_batch_ms: float
+    loads: list[Load]
 
 
 def free_port() -> int:
@@ -116,13 +149,14 @@ def load_wrk(port: int, path: str, bodies: list[dict], concurrency: int, seconds
     return {"requests_per_s": rate, "p50": p50, "p95": p95, "p99": p99}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data-dir", type=Path, default=REPO / "data")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--batches", type=int, default=60)
     parser.add_argument("--seconds", type=int, default=15, help="per wrk measurement")
-    args = parser.parse_args()
+    parser.add_argument("--cache", type=Path, default=CACHE, help="where the tables are kept")
+    args = parser.parse_args(argv)
     artifacts = args.data_dir.resolve() / "artifacts"
 
     import torch
@@ -130,25 +164,28 @@ def main() -> None:
     from recsys_pipeline.data.artifacts import ArtifactStore
     from recsys_pipeline.serving.bundle import load_bundle, published_version
 
-    torch.set_num_threads(1)  # as the service runs
-    bundle = load_bundle(ArtifactStore(artifacts), published_version(artifacts))
+    torch.set_num_threads(THREADS)
+    version = published_version(artifacts)
+    bundle = load_bundle(ArtifactStore(artifacts), version)
     rng = np.random.default_rng(0)
     users = list(bundle.histories)
     histories = [bundle.histories[u].tolist() for u in rng.choice(users, args.requests)]
     singles = [{"history": h, "k": 10} for h in histories]
     batches = [
-        {"requests": [{"history": h} for h in rng.choice(np.array(histories, dtype=object), 64)]}
+        {"requests": [{"history": h} for h in rng.choice(np.array(histories, dtype=object), BATCH)]}
         for _ in range(args.batches)
     ]
 
-    started = time.perf_counter()
-    for h in histories[:500]:
-        bundle.recommend([h], 10, True)
-    direct_single = (time.perf_counter() - started) / 500 * 1000
-    started = time.perf_counter()
-    for body in batches[:20]:
-        bundle.recommend([r["history"] for r in body["requests"]], 10, True)
-    direct_batch = (time.perf_counter() - started) / 20
+    def in_process_ms(chosen: list) -> float:
+        started = time.perf_counter()
+        bundle.recommend(chosen, 10, True)
+        return (time.perf_counter() - started) * 1000
+
+    direct_single = statistics.median(in_process_ms([h]) for h in histories[:500])
+    direct_batch = statistics.median(
+        in_process_ms([r["history"] for r in body["requests"]]) for body in batches[:20]
+    )
+    loads: list[Load] = []
 
     port = free_port()
     env = {**os.environ, "RECSYS_DATA_DIR": str(args.data_dir.resolve()), "PORT": str(port)}
@@ -173,9 +210,7 @@ def main() -> None:
                 sys.exit("the service did not come up")
             time.sleep(0.5)
         load(port, "/recommend", singles[:100], 4)  # warm-up
-        print(
-            f"in-process call: single {direct_single:.2f} ms, batch of 64 {direct_batch * 1000:.1f} ms"
-        )
+        print(f"in-process call: single {direct_single:.2f} ms, batch of 64 {direct_batch:.1f} ms")
         print(
             "| endpoint | concurrency | requests/s | recommendations/s | p50 ms | p95 ms | p99 ms | vs in-process |"
         )
@@ -186,6 +221,9 @@ def main() -> None:
         for client, run in clients:
             for concurrency in (1, 8, 32):
                 r = run(port, "/recommend", singles, concurrency)
+                loads.append(
+                    {"endpoint": "/recommend", "client": client, "concurrency": concurrency, **r}
+                )
                 print(
                     f"| /recommend ({client}) | {concurrency} | {r['requests_per_s']:.0f} | "
                     f"{r['requests_per_s']:.0f} | {r['p50']:.1f} | {r['p95']:.1f} | "
@@ -194,15 +232,83 @@ def main() -> None:
                 )
         for concurrency in (1, 8, 32):
             r = clients[-1][1](port, "/recommend/batch", batches, concurrency)
+            loads.append(
+                {
+                    "endpoint": "/recommend/batch",
+                    "client": clients[-1][0],
+                    "concurrency": concurrency,
+                    **r,
+                }
+            )
             print(
                 f"| /recommend/batch (64), {clients[-1][0]} | {concurrency} | {r['requests_per_s']:.1f} | "
                 f"{r['requests_per_s'] * 64:.0f} | {r['p50']:.0f} | {r['p95']:.0f} | {r['p99']:.0f} | "
-                f"{r['p50'] / (direct_batch * 1000):.1f}x p50 |",
+                f"{r['p50'] / direct_batch:.1f}x p50 |",
                 flush=True,
             )
     finally:
         server.terminate()
         server.wait(timeout=30)
+    measured: Measurement = {
+        "requests": args.requests,
+        "batches": args.batches,
+        "wrk_seconds": args.seconds if len(clients) > 1 else None,
+        "version": str(version),
+        "in_process_single_ms": direct_single,
+        "in_process_batch_ms": direct_batch,
+        "loads": loads,
+    }
+    arguments = sys.argv[1:] if argv is None else argv
+    command = shlex.join([".venv/bin/python", "-m", "bench.serving_load", *arguments])
+    save_result(args.cache, command, cache_rows(measured), threads=THREADS)
+
+
+def cache_rows(measured: Measurement) -> dict[str, list[dict[str, str]]]:
+    """The cached tables (docs/results.md prints them): the printed table, by caption, and the
+    in-process reference of its ratios."""
+    rows = []
+    for r in measured["loads"]:
+        single, rate = r["endpoint"] == "/recommend", r["requests_per_s"]
+        reference = measured["in_process_single_ms"] if single else measured["in_process_batch_ms"]
+        latency = ".1f" if single else ".0f"
+        rows.append(
+            {
+                "endpoint": f"/recommend ({r['client']})"
+                if single
+                else f"/recommend/batch ({BATCH}), {r['client']}",
+                "concurrency": str(r["concurrency"]),
+                "requests/s": f"{rate:.0f}" if single else f"{rate:.1f}",
+                "recommendations/s": f"{rate if single else rate * BATCH:.0f}",
+                "p50 ms": f"{r['p50']:{latency}}",
+                "p95 ms": f"{r['p95']:{latency}}",
+                "p99 ms": f"{r['p99']:{latency}}",
+                "vs in-process": f"{r['p50'] / reference:.1f}x p50",
+            }
+        )
+    wrk = (
+        f"; wrk cycles through them for {measured['wrk_seconds']} s a row"
+        if measured["wrk_seconds"]
+        else ""
+    )
+    caption = (
+        f"the service (`python -m recsys_pipeline.serving`, 127.0.0.1) serving artifact version "
+        f"{measured['version']}: {measured['requests']:,} single histories drawn from its users "
+        f"(python threads send each once a row{wrk}), then {measured['batches']} batches of "
+        f"{BATCH} of them"
+    )
+    return {
+        caption: rows,
+        "the same call in process (the ratios' reference)": [
+            {
+                "call": "single history",
+                "p50 ms, this run": f"{measured['in_process_single_ms']:.2f}",
+            },
+            {
+                "call": f"batch of {BATCH}",
+                "p50 ms, this run": f"{measured['in_process_batch_ms']:.1f}",
+            },
+        ],
+    }
 
 
 if __name__ == "__main__":

@@ -12,17 +12,19 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from pydantic import BaseModel
 
-from recsys_pipeline.assets.in_process import Pipeline, Run
 from recsys_pipeline.data.split import Split
 from recsys_pipeline.data.vocab import ItemVocab
 from recsys_pipeline.enrichment.text_vectors import EmbeddingSettings
 from recsys_pipeline.settings import PROFILES, SHARED_SEQUENCES, SHARED_STEAM
 from recsys_pipeline.training.negatives import MiningSettings
 from recsys_pipeline.training.settings import DPOSettings, SFTSettings
+
+if TYPE_CHECKING:  # the Dagster definitions load only where an experiment runs the graph
+    from recsys_pipeline.assets.in_process import Pipeline, Run
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # the experiments' pipelines, each a data folder and a Dagster instance kept between runs
@@ -60,6 +62,8 @@ def shared_sequences() -> Path:
 
 def experiment_data(root: Path = WORKSPACE) -> ExperimentData:
     """The shared real data in the experiments' pipeline (with the Steam file where it is)."""
+    from recsys_pipeline.assets.in_process import Pipeline
+
     steam = SHARED_STEAM if SHARED_STEAM.is_file() else None
     return pipeline_data(Pipeline(shared_sequences(), root, steam, PROFILE))
 
@@ -67,6 +71,8 @@ def experiment_data(root: Path = WORKSPACE) -> ExperimentData:
 def real_data() -> tuple[Split, ItemVocab, list[str]]:
     """The shared real data's split, vocabulary and titles as the pipeline builds them (its
     raw_csv, sequences and tokenizer assets, materialized in a temporary folder)."""
+    from recsys_pipeline.assets.in_process import Pipeline
+
     with tempfile.TemporaryDirectory() as tmp:
         pipeline = Pipeline(shared_sequences(), Path(tmp), profile=PROFILE)
         split, vocab, titles, _ = pipeline_data(pipeline)

@@ -11,9 +11,11 @@ The quality comparison (three seeds, masked and unmasked) is references.py. Run 
 only times training, in one run: ours for N epochs (the pipeline's sft_checkpoint asset,
 materialized in-process; the first epoch with the item rows frozen), RecBole for N epochs, ours
 again; the ratio is ours (the mean of both) over RecBole's. The machine's speed drifts by up to
-2x over hours, so only a ratio measured this way is comparable.
+2x over hours, so only a ratio measured this way is comparable. The table is kept in
+experiments/results/recbole_throughput.json with the command, commit, machine and date
+(``--cache`` writes it elsewhere), which docs/results.md prints.
 
-    .venv/bin/python -m experiments.recbole_baseline --throughput 2
+    .venv/bin/python -m experiments.recbole_baseline --throughput 2 [--cache PATH]
 """
 
 from __future__ import annotations
@@ -21,14 +23,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
+from typing import TypedDict
 
 from experiments.common import ExperimentData, ensure_venv
+from recsys_pipeline.monitoring.provenance import save_result
 
 EXPERIMENTS = Path(__file__).resolve().parent
+CACHE = EXPERIMENTS / "results" / "recbole_throughput.json"
+RECBOLE = "RecBole 1.2.1 SASRec"  # its row among the timed runs
 VENV = EXPERIMENTS / ".recbole-venv"
 RECBOLE_PINS = [
     "recbole==1.2.1",
@@ -38,6 +46,15 @@ RECBOLE_PINS = [
     "setuptools>=77.0.3,<81",
 ]
 MAX_LENGTH = 20
+
+
+class Timing(TypedDict):
+    """A timed training run, as materialized_run and recbole_runner.py report it."""
+
+    epochs: int
+    median_epoch_seconds: float
+    input_tokens_per_s: float
+    targets_per_s: float
 
 
 def write_atomic_files(split, folder: Path) -> Path:
@@ -93,7 +110,8 @@ def train_recbole(split, seed: int, epochs: int | None = None, threads: int | No
         return json.loads(out.read_text())
 
 
-def throughput_only(data: ExperimentData, epochs: int) -> None:
+def throughput_only(data: ExperimentData, epochs: int) -> dict[str, Timing]:
+    """The timed runs by trainer, in the order they ran (RECBOLE between ours); printed."""
     from experiments.common import PIPELINES, cpu_settings, embedding_settings, materialized_run
     from recsys_pipeline.assets.in_process import Pipeline
 
@@ -115,14 +133,52 @@ def throughput_only(data: ExperimentData, epochs: int) -> None:
         return run
 
     runs = {"ours, before RecBole": ours(seed=1)}
-    runs["RecBole 1.2.1 SASRec"] = train_recbole(data.split, seed=2020, epochs=epochs)
+    runs[RECBOLE] = train_recbole(data.split, seed=2020, epochs=epochs)
     runs["ours, after RecBole"] = ours(seed=2)
     print_throughput(runs)
-    recbole = runs.pop("RecBole 1.2.1 SASRec")
-    for key in ("input_tokens_per_s", "targets_per_s"):
-        ours = statistics.mean(run[key] for run in runs.values())
-        print(f"ours / RecBole, {key.removesuffix('_per_s')}/s: {ours / recbole[key]:.2f}x")
+    for key, ratio in ratios(runs).items():
+        print(f"ours / RecBole, {key.removesuffix('_per_s')}/s: {ratio:.2f}x")
     print("(bar: 1.5x training tokens/s)")
+    return runs
+
+
+def ratios(runs: dict[str, Timing]) -> dict[str, float]:
+    """Ours (the mean of its runs) over RecBole's, in input tokens/s and next-item targets/s."""
+    recbole = runs[RECBOLE]
+    ours = [run for name, run in runs.items() if name != RECBOLE]
+    return {
+        key: statistics.mean(run[key] for run in ours) / recbole[key]
+        for key in ("input_tokens_per_s", "targets_per_s")
+    }
+
+
+def cache_rows(runs: dict[str, Timing], epochs: int) -> dict[str, list[dict[str, str]]]:
+    """The cached table (docs/results.md prints it): the printed one and the ratios' row."""
+    ratio = ratios(runs)
+    caption = (
+        f"same model size, {epochs} epochs each, evaluation excluded; ours before and after "
+        "RecBole in the same run"
+    )
+    rows = [
+        {
+            "trainer": name,
+            "epochs": str(t["epochs"]),
+            "s/epoch": f"{t['median_epoch_seconds']:.1f}",
+            "input tokens/s": f"{t['input_tokens_per_s']:,.0f}",
+            "next-item targets/s": f"{t['targets_per_s']:,.0f}",
+        }
+        for name, t in runs.items()
+    ]
+    rows.append(
+        {
+            "trainer": "ratio ours / RecBole",
+            "epochs": "",
+            "s/epoch": "",
+            "input tokens/s": f"**{ratio['input_tokens_per_s']:.2f}×**",
+            "next-item targets/s": f"**{ratio['targets_per_s']:.2f}×**",
+        }
+    )
+    return {caption: rows}
 
 
 def print_throughput(runs: dict[str, dict]) -> None:
@@ -135,13 +191,17 @@ def print_throughput(runs: dict[str, dict]) -> None:
         )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--throughput", type=int, metavar="EPOCHS", required=True)
-    args = parser.parse_args()
+    parser.add_argument("--cache", type=Path, default=CACHE, help="where the table is kept")
+    args = parser.parse_args(argv)
     from experiments.common import experiment_data
 
-    throughput_only(experiment_data(), args.throughput)
+    runs = throughput_only(experiment_data(), args.throughput)
+    arguments = sys.argv[1:] if argv is None else argv
+    command = shlex.join([".venv/bin/python", "-m", "experiments.recbole_baseline", *arguments])
+    save_result(args.cache, command, cache_rows(runs, args.throughput))
 
 
 if __name__ == "__main__":

@@ -103,7 +103,8 @@ def source_line(fields: dict[str, Any], per_row: Iterable[str] = ()) -> str:
     if per_row:
         parts.append(f"{', '.join(per_row)}: each row's")
     if fields.get("threads"):
-        parts.append(f"{fields['threads']} threads")
+        threads = fields["threads"]
+        parts.append(f"{threads} thread{'s' if threads != 1 else ''}")
     if fields.get("source"):
         parts.append(str(fields["source"]))
     return SOURCE + " · ".join(parts)
