@@ -17,7 +17,6 @@ import argparse
 import ast
 import os
 import resource
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ import time
 from pathlib import Path
 from typing import TypedDict
 
-from recsys_pipeline.monitoring.provenance import REPO, save_result
+from recsys_pipeline.monitoring.provenance import REPO, command_line, save_result
 from recsys_pipeline.settings import SHARED_SEQUENCES as DEFAULT_CSV
 
 SELECTION = "raw_csv,sequences,tokenizer"
@@ -146,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         reference_parse_seconds=reference,
         our_parse_seconds=ours,
     )
-    command = shlex.join([".venv/bin/python", "-m", "bench.data_pipeline", *argv])
+    command = command_line("bench.data_pipeline", argv)
     save_result(args.cache, command, cache_rows(measured))
     print(f"kept in {args.cache}")
 

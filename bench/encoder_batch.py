@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import TypedDict
 
 import numpy as np
 
-from recsys_pipeline.monitoring.provenance import REPO, save_result
+from recsys_pipeline.monitoring.provenance import REPO, command_line, save_result
 
 REFERENCE = 256
 SIZES = (REFERENCE, 16, 32, 64, 128)
@@ -157,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
         max_diff=diffs,
         precisions=compare_precisions(texts, CPU_ENCODE_BATCH),
     )
-    command = shlex.join([".venv/bin/python", "-m", "bench.encoder_batch", *argv])
+    command = command_line("bench.encoder_batch", argv)
     save_result(
         args.cache,
         command,

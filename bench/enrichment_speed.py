@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import TypedDict
 
-from recsys_pipeline.monitoring.provenance import REPO, save_result
+from recsys_pipeline.monitoring.provenance import REPO, command_line, save_result
 
 LATENCY_S = 0.1
 CONCURRENCY = 16
@@ -141,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
         llm_seconds=llm_seconds,
         latency_s=LATENCY_S,
     )
-    command = shlex.join([".venv/bin/python", "-m", "bench.enrichment_speed", *argv])
+    command = command_line("bench.enrichment_speed", argv)
     save_result(args.cache, command, cache_rows(measured), notes=cache_notes(measured))
     print(f"kept in {args.cache}")
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -28,7 +27,7 @@ import time
 from pathlib import Path
 from typing import TypedDict
 
-from recsys_pipeline.monitoring.provenance import REPO, save_result
+from recsys_pipeline.monitoring.provenance import REPO, command_line, save_result
 from recsys_pipeline.settings import SHARED_SEQUENCES, SHARED_STEAM
 
 TICK = datetime.datetime(2026, 12, 7, 3, 0, tzinfo=datetime.UTC)  # a Monday, the training cron
@@ -247,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
         "stale_run_seconds": rest,
     }
     arguments = sys.argv[1:] if argv is None else argv
-    command = shlex.join([".venv/bin/python", "-m", "bench.incremental", *arguments])
+    command = command_line("bench.incremental", arguments)
     save_result(args.cache, command, cache_rows(Measurement(**measured)))
 
 

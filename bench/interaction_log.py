@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import TypedDict
 import numpy as np
 import pandas as pd
 
-from recsys_pipeline.monitoring.provenance import REPO, save_result
+from recsys_pipeline.monitoring.provenance import REPO, command_line, save_result
 
 CACHE = REPO / "bench" / "results" / "interaction_log.json"
 
@@ -154,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
         ours=Run(seconds=ours[0], peak_rss_gib=ours[1]),
         whole=Run(seconds=whole[0], peak_rss_gib=whole[1]),
     )
-    command = shlex.join([".venv/bin/python", "-m", "bench.interaction_log", *argv])
+    command = command_line("bench.interaction_log", argv)
     save_result(args.cache, command, cache_rows(measured), notes=cache_notes(measured))
     print(f"kept in {args.cache}")
 

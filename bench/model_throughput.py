@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import ast
 import csv
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ import recsys_pipeline  # noqa: F401  (registers the model family)
 from recsys_pipeline.models.configuration_sasrec import VARIANTS, SASRecConfig
 from recsys_pipeline.models.fused_loss import linear_cross_entropy
 from recsys_pipeline.models.modeling_sasrec import SASRecForCausalLM
-from recsys_pipeline.monitoring.provenance import REPO, save_result
+from recsys_pipeline.monitoring.provenance import REPO, command_line, save_result
 from recsys_pipeline.settings import PROFILES
 from recsys_pipeline.settings import SHARED_SEQUENCES as SHARED_CSV
 
@@ -276,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     measured = cpu_report(args.steps)
     arguments = sys.argv[1:] if argv is None else argv
-    command = shlex.join([".venv/bin/python", "-m", "bench.model_throughput", *arguments])
+    command = command_line("bench.model_throughput", arguments)
     save_result(args.cache, command, cache_rows(measured))
 
 

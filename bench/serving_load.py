@@ -22,7 +22,6 @@ import argparse
 import http.client
 import json
 import os
-import shlex
 import shutil
 import socket
 import statistics
@@ -37,7 +36,7 @@ from typing import TypedDict
 
 import numpy as np
 
-from recsys_pipeline.monitoring.provenance import REPO, save_result
+from recsys_pipeline.monitoring.provenance import REPO, command_line, save_result
 
 CACHE = REPO / "bench" / "results" / "serving_load.json"
 BATCH = 64  # histories a /recommend/batch request holds
@@ -259,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
         "loads": loads,
     }
     arguments = sys.argv[1:] if argv is None else argv
-    command = shlex.join([".venv/bin/python", "-m", "bench.serving_load", *arguments])
+    command = command_line("bench.serving_load", arguments)
     save_result(args.cache, command, cache_rows(measured), threads=THREADS)
 
 

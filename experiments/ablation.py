@@ -25,7 +25,7 @@ import argparse
 import os
 
 from experiments import references
-from experiments.common import experiment_data, is_tie, spread
+from experiments.common import experiment_data, paired_gains, spread
 from experiments.references import SERVED, cached_run, runner
 
 DEFAULT = "title init (sasrec_gate), the CPU profile"
@@ -83,11 +83,7 @@ def table(measured: dict[str, list[dict]]) -> list[str]:
         gain = "–"
         if name != DEFAULT and paired:
             row, base = [s["test"]["ndcg@10"] for s in paired], [default[s["seed"]] for s in paired]
-            verdict = "tie" if is_tie(row, base) else "differs"
-            if len(paired) < 2:
-                verdict = "one seed: spread unknown"
-            gains = ", ".join(f"{r - b:+.4f}" for r, b in zip(row, base, strict=True))
-            gain = f"{gains} ({verdict})"
+            gain = paired_gains(row, base)
         lines.append(
             f"| {label} | {len(seeds)} | {spread([s['valid']['ndcg@10'] for s in seeds])} | "
             f"{test['hr@10']} | {test['ndcg@10']} | {test['mrr@10']} | {epochs:.1f} | "

@@ -272,6 +272,14 @@ def is_tie(a: list[float], b: list[float]) -> bool:
     return abs(statistics.mean(a) - statistics.mean(b)) < 2 * error
 
 
+def paired_gains(values: list[float], base: list[float]) -> str:
+    """Each seed's difference from the same seed of ``base``, then the verdict on the means."""
+    gains = ", ".join(f"{v - b:+.4f}" for v, b in zip(values, base, strict=True))
+    if len(values) < 2:
+        return f"{gains} (one seed: spread unknown)"
+    return f"{gains} ({'tie' if is_tie(values, base) else 'differs'})"
+
+
 __all__ = [
     "PIPELINES",
     "WORKSPACE",
@@ -284,6 +292,7 @@ __all__ = [
     "is_tie",
     "materialized_run",
     "mean_std",
+    "paired_gains",
     "pipeline_data",
     "pipeline_dpo_settings",
     "real_data",

@@ -13,6 +13,7 @@ validation. The rows are cached in experiments/results/dpo_settings.json with th
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import torch
@@ -25,7 +26,7 @@ from experiments.common import (
     materialized_run,
     pipeline_dpo_settings,
 )
-from recsys_pipeline.monitoring.provenance import save_result
+from recsys_pipeline.monitoring.provenance import command_line, save_result
 from recsys_pipeline.training.negatives import MiningSettings
 from recsys_pipeline.training.settings import DPOSettings
 
@@ -68,11 +69,12 @@ def row(name: str, result: dict, seconds: float) -> dict[str, str]:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     data = experiment_data()
     sft = cpu_settings()
@@ -86,12 +88,9 @@ def main() -> None:
         )
         rows.append(row(name, result, time.perf_counter() - started))
         print(" | ".join(rows[-1].values()), flush=True)
-    command = (
-        f".venv/bin/python -m experiments.dpo_settings --rows {' '.join(map(repr, args.rows))}"
-    )
     save_result(
         CACHE,
-        command + f" --threads {args.threads}",
+        command_line("experiments.dpo_settings", argv),
         {"DPO settings from the profile's SFT model (its seed)": rows},
         threads=args.threads,
     )

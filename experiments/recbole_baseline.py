@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import statistics
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from pathlib import Path
 from typing import TypedDict
 
 from experiments.common import ExperimentData, ensure_venv
-from recsys_pipeline.monitoring.provenance import save_result
+from recsys_pipeline.monitoring.provenance import command_line, save_result
 
 EXPERIMENTS = Path(__file__).resolve().parent
 CACHE = EXPERIMENTS / "results" / "recbole_throughput.json"
@@ -200,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
 
     runs = throughput_only(experiment_data(), args.throughput)
     arguments = sys.argv[1:] if argv is None else argv
-    command = shlex.join([".venv/bin/python", "-m", "experiments.recbole_baseline", *arguments])
+    command = command_line("experiments.recbole_baseline", arguments)
     save_result(args.cache, command, cache_rows(runs, args.throughput))
 
 

@@ -52,6 +52,7 @@ from experiments.common import (
     experiment_data,
     is_tie,
     materialized_run,
+    paired_gains,
     pipeline_dpo_settings,
     spread,
 )
@@ -329,11 +330,7 @@ def against_served(seeds: list[dict]) -> list[str]:
         for part in ("valid", "test"):
             idea = [rows[label][part]["ndcg@10"] for rows in having]
             served = [rows[SERVED][part]["ndcg@10"] for rows in having]
-            gains = ", ".join(f"{i - s:+.4f}" for i, s in zip(idea, served, strict=True))
-            verdict = "tie" if is_tie(idea, served) else "differs"
-            if len(having) < 2:
-                verdict = "one seed: spread unknown"
-            parts.append(f"{part} {gains} ({verdict})")
+            parts.append(f"{part} {paired_gains(idea, served)}")
         lines.append(f"{label} against the served model, NDCG@10 by seed: {'; '.join(parts)}")
         for rows in having:
             if "grid" in rows[label]:  # the blend: what each weight validated, and the one kept

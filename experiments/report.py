@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments import ablation, references
-from experiments.common import is_tie, spread
+from experiments.common import paired_gains, spread
 from recsys_pipeline.monitoring.provenance import PROVENANCE, REPO, load_result
 
 BENCH = REPO / "bench" / "results"
@@ -299,11 +299,10 @@ def ideas_lines() -> list[str]:
         row = {"idea": idea["idea"], "against": f"`{idea['against']}`", "seeds": len(seeds)}
         for part in ("valid", "test"):
             a = [r[part]["ndcg@10"] for r in mine]
-            b = [r[part]["ndcg@10"] for r in theirs]
-            gains = ", ".join(f"{x - y:+.4f}" for x, y in zip(a, b, strict=True))
-            verdict = "tie" if is_tie(a, b) else "differs"
             row[f"{part} NDCG@10"] = spread(a)
-            row[f"{part} − against, by seed"] = f"{gains} ({verdict})"
+            row[f"{part} − against, by seed"] = paired_gains(
+                a, [r[part]["ndcg@10"] for r in theirs]
+            )
         row["minutes a run"] = f"{sum(r['minutes'] for r in mine) / len(mine):.1f}"
         rows.append(row)
         explained.append(f"- **{idea['idea']}**: {idea['note']}")

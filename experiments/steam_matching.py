@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import TypedDict
 
 import numpy as np
 
-from recsys_pipeline.monitoring.provenance import save_result
+from recsys_pipeline.monitoring.provenance import command_line, save_result
 
 EXPERIMENTS = Path(__file__).resolve().parent
 THRESHOLDS = (0.70, 0.75, 0.80, 0.83, 0.86, 0.88, 0.90, 0.93, 0.95)
@@ -151,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
         catalog_share=share,
         by_threshold=by_threshold,
     )
-    command = shlex.join([".venv/bin/python", "-m", "experiments.steam_matching", *argv])
+    command = command_line("experiments.steam_matching", argv)
     save_result(args.cache, command, cache_rows(measured), notes=cache_notes(measured))
     print(f"kept in {args.cache}")
 

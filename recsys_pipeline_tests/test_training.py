@@ -48,7 +48,7 @@ def test_left_padded_inputs_keep_the_most_recent_items_after_bos():
     assert mask.tolist() == [[1, 1, 1, 1], [0, 0, 1, 1]]
 
 
-def run_tiny_sft(tmp_path, settings: SFTSettings, vectors=None):
+def run_tiny_sft(tmp_path, settings: SFTSettings, vectors=None, log=lambda _: None, **options):
     split = tiny_split()
     return train_sft(
         split.train,
@@ -58,7 +58,8 @@ def run_tiny_sft(tmp_path, settings: SFTSettings, vectors=None):
         tmp_path / "work",
         tmp_path / "out",
         vectors,
-        log=lambda _: None,
+        log=log,
+        **options,
     )
 
 
@@ -82,19 +83,8 @@ def test_stage1_keeps_the_text_rows_then_stage2_trains_them(tmp_path):
 def test_rows_without_text_skip_the_frozen_stage(tmp_path):
     vectors = np.random.default_rng(0).standard_normal((40, 16)).astype(np.float32)
     settings = SFTSettings(**TINY, stage1_epochs=2, stage2_epochs=1, init_std=0.1, patience=5)
-    split = tiny_split()
     lines = []
-    report = train_sft(
-        split.train,
-        *split.validation(),
-        VOCAB,
-        settings,
-        tmp_path / "work",
-        tmp_path / "out",
-        vectors,
-        log=lines.append,
-        rows_from_text=False,
-    )
+    report = run_tiny_sft(tmp_path, settings, vectors, log=lines.append, rows_from_text=False)
     assert [(e.stage, e.epoch) for e in report.epochs] == [(2, 1)]
     assert any("stage 1" in line and "skipped" in line for line in lines)
 

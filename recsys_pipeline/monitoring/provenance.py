@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import shlex
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +38,12 @@ def commit() -> str:
 
     head = git("rev-parse", "--short", "HEAD") or "unknown"
     return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def command_line(module: str, argv: Sequence[str]) -> str:
+    """The command a cached result records: ``module`` run as the README runs it, with ``argv``
+    quoted for a shell."""
+    return shlex.join([".venv/bin/python", "-m", module, *argv])
 
 
 def provenance(command: str, threads: int | None = None) -> dict[str, Any]:
