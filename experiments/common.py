@@ -137,9 +137,7 @@ def materialized_run(
         config["dpo_pairs"] = changed_config(mining, MiningSettings())
     target = "evaluation" if test and dpo is not None else "sft_checkpoint"
     with pipeline.run(f"*{target}", config) as run:
-        report = SFTReport.from_dict(
-            json.loads((run["sft_checkpoint"] / "training_report.json").read_text())
-        )
+        report = SFTReport.read(run["sft_checkpoint"])
         result = {
             "valid": report.best_metrics,
             "epochs": len(report.epochs),
@@ -195,9 +193,7 @@ def served_results(run: Run, result: dict) -> Path:
     from recsys_pipeline.training.dpo import DPOReport, reward_summary
 
     models = json.loads((run["evaluation"] / METRICS_FILE).read_text())["models"]
-    dpo_report = DPOReport.from_dict(
-        json.loads((run["dpo_checkpoint"] / "dpo_report.json").read_text())
-    )
+    dpo_report = DPOReport.read(run["dpo_checkpoint"])
     served = ServedModel.read(run["served_model"])
     result.update(
         sft_test=models["sft"],

@@ -317,6 +317,7 @@ def test_served_model_names_the_checkpoint_every_reader_uses(
     )
     assert materialization_metadata(second, "sft_checkpoint")["artifact_version"] != sft_version
     assert materialization_metadata(second, "served_model")["checkpoint_version"] == sft_version
+    assert materialization_metadata(second, "served_model")["reused"] is True
     versions = [
         e.asset_materialization.tags["dagster/data_version"]
         for e in instance.fetch_materializations(dg.AssetKey("served_model"), limit=2).records

@@ -93,7 +93,7 @@ def train_dpo_checkpoint(
                 run_request,
             )
         )
-        (folder / "dpo_report.json").write_text(report.to_json())
+        report.write(folder)
         serving = write_choice(
             folder,
             config.serve_model,

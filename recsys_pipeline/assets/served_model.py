@@ -8,7 +8,13 @@ from pathlib import Path
 import dagster as dg
 
 from recsys_pipeline.assets.failures import failing_clearly
-from recsys_pipeline.assets.versions import Inputs, content_version, published, reading
+from recsys_pipeline.assets.versions import (
+    Inputs,
+    content_version,
+    published,
+    reading,
+    unchanged,
+)
 from recsys_pipeline.automation import FOLLOW_CHECKPOINTS
 from recsys_pipeline.data.artifacts import ArtifactError
 from recsys_pipeline.models.served import ServedModel
@@ -32,13 +38,16 @@ def served_model(context: dg.AssetExecutionContext, storage: RecsysStorage) -> d
         served = ServedModel.from_choice(inputs["dpo_checkpoint"])
     with failing_clearly(ArtifactError, hint=": re-materialize dpo_checkpoint"):
         store.version(served.checkpoint, served.version)  # the checkpoint is still there
+    version = content_version(context, served.to_json())
+    if (same := unchanged(context, storage, version)) is not None:
+        return same
     with store.writing("served_model") as folder:
         served.write(folder)
     context.log.info(f"serving {served.model}: {served.checkpoint} version {served.version}")
     return published(
         context,
         store,
-        content_version(context, served.to_json()),
+        version,
         {
             "model": served.model,
             "checkpoint": served.checkpoint,

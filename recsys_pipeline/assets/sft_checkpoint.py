@@ -114,7 +114,7 @@ def train(
                 run_request,
             )
         )
-        (folder / "training_report.json").write_text(report.to_json())
+        report.write(folder)
         plot = curves_png(
             {
                 "training loss": [e.train_loss for e in report.epochs],

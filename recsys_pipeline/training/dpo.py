@@ -31,6 +31,8 @@ from recsys_pipeline.training.settings import DPOSettings
 from recsys_pipeline.training.tracking import tracker_run
 from recsys_pipeline.training.validation import RankingEvalSet
 
+REPORT_FILE = "dpo_report.json"  # in each dpo_checkpoint version
+
 
 @dataclass
 class DPOReport:
@@ -50,6 +52,13 @@ class DPOReport:
     @classmethod
     def from_dict(cls, data: dict) -> DPOReport:
         return cls(**data)
+
+    def write(self, folder: Path) -> None:
+        (folder / REPORT_FILE).write_text(self.to_json())
+
+    @classmethod
+    def read(cls, folder: Path) -> DPOReport:
+        return cls(**json.loads((folder / REPORT_FILE).read_text()))
 
 
 def pairs_dataset(pairs: PreferencePairs, vocab: ItemVocab) -> object:

@@ -43,6 +43,7 @@ from recsys_pipeline.training.tracking import tracker_run
 from recsys_pipeline.training.validation import RankingEvalSet
 from recsys_pipeline.training.windows import WindowDataset, collate, training_windows
 
+REPORT_FILE = "training_report.json"  # in each sft_checkpoint version
 STAGE_DONE = "stage_done.json"
 METRIC = f"ndcg@{TOP_K}"
 
@@ -78,6 +79,13 @@ class SFTReport:
     @classmethod
     def from_dict(cls, data: dict) -> SFTReport:
         return cls(**{**data, "epochs": [EpochRecord(**e) for e in data["epochs"]]})
+
+    def write(self, folder: Path) -> None:
+        (folder / REPORT_FILE).write_text(self.to_json())
+
+    @classmethod
+    def read(cls, folder: Path) -> SFTReport:
+        return cls.from_dict(json.loads((folder / REPORT_FILE).read_text()))
 
 
 def output_layer_dtype(precision: str, device: str) -> torch.dtype | None:
